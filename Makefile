@@ -1,0 +1,56 @@
+# logstore: every target sets itself up. `make demo` and `make test` work on a fresh machine with
+# only Python 3.10+, gcc and pip: they create .venv, install the package in editable mode with its
+# test extras, and compile the C core (csrc/ -> logstore/_native*.so).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+NATIVE := logstore/.native-built
+CSRC   := $(wildcard csrc/*.c csrc/*.h) csrc/build_ffi.py
+PYTEST_ARGS ?=
+
+.PHONY: venv native demo test test-asan bench bench-quick torture serve clean distclean
+
+venv: $(STAMP) $(NATIVE)
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[test]'
+	touch $@
+
+# Rebuild the extension in place whenever a C source or the header changes.
+$(NATIVE): $(STAMP) $(CSRC)
+	$(PY) setup.py --quiet build_ext --inplace
+	touch $@
+
+native: $(NATIVE)
+
+demo: venv
+	$(VENV)/bin/logstore demo
+
+test: venv
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+# The C core rebuilt with AddressSanitizer + UBSan, then the tests that drive it.
+test-asan: venv
+	rm -f $(NATIVE)
+	LOGSTORE_SANITIZE=1 $(PY) setup.py --quiet build_ext --inplace --force
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0 \
+	  $(PY) -m pytest -p no:xdist tests/unit tests/property tests/crash $(PYTEST_ARGS); \
+	  status=$$?; $(PY) setup.py --quiet build_ext --inplace --force; touch $(NATIVE); exit $$status
+
+bench: venv
+	$(VENV)/bin/logstore bench
+
+bench-quick: venv
+	$(VENV)/bin/logstore bench --quick
+
+clean:
+	rm -rf build logstore/_native*.so logstore/_native.c logstore/_native.o $(NATIVE) .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Kafka transactions on the embedded store (issue: transactions). Imports logstore only."""

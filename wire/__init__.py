@@ -1,0 +1,1 @@
+"""Kafka wire-protocol server over the store (issue: wire server)."""
