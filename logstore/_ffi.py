@@ -264,16 +264,39 @@ class RecordColumns(NamedTuple):
     headers_counts: np.ndarray
 
 
+# The smallest encoded record (seven 1-byte fields): a count above len(region) // 7 is corrupt,
+# and is rejected before allocating the columns for it.
+RECORD_SIZE_MIN = 7
+
+
 def decode_records(region, count: int, what: str = "records") -> RecordColumns:
     """Decode a (decompressed) records region of `count` records into columns."""
     if count < 0:
         raise errors.CorruptRecord(f"{what}: negative record count {count}")
+    if count * RECORD_SIZE_MIN > len(region):
+        raise errors.InvalidRecord(
+            f"{what}: {count} records cannot fit in {len(region)} bytes")
     ts = np.empty(count, dtype=np.int64)
     cols = [np.empty(count, dtype=np.int32) for _ in range(8)]
     check(lib.ls_records_decode_columns(
         ffi.from_buffer(region), len(region), count, ffi.from_buffer("int64_t[]", ts),
         *(ffi.from_buffer("int32_t[]", c) for c in cols)), what)
     return RecordColumns(ts, *cols)
+
+
+def decode_record_structs(region, count: int, what: str = "records") -> list[tuple[int, ...]]:
+    """Decode through ls_records_decode (one ls_record per record); a tuple per record in
+    ls_record field order: (timestamp_delta, offset_delta, key_offset, key_length, value_offset,
+    value_length, headers_offset, headers_length, headers_count)."""
+    if count < 0:
+        raise errors.CorruptRecord(f"{what}: negative record count {count}")
+    if count * RECORD_SIZE_MIN > len(region):
+        raise errors.InvalidRecord(
+            f"{what}: {count} records cannot fit in {len(region)} bytes")
+    out = ffi.new("ls_record[]", count)
+    check(lib.ls_records_decode(ffi.from_buffer(region), len(region), count, out, count), what)
+    return [(r.timestamp_delta, r.offset_delta, r.key_offset, r.key_length, r.value_offset,
+             r.value_length, r.headers_offset, r.headers_length, r.headers_count) for r in out]
 
 
 def decode_headers(buf, count: int) -> list[tuple[int, int, int, int]]:
@@ -340,17 +363,22 @@ def scan_segment(region, base_offset: int, index_interval_bytes: int, state, *,
     """One call of ls_segment_scan; returns SCAN_END, SCAN_OUTPUT_FULL, or 0 with state.error.
 
     index_out / time_index_out are writable buffers (e.g. numpy views of the index mmaps at the
-    first free slot); their capacities are derived from their sizes."""
+    first free slot); their capacities are derived from their sizes. None means "not wanted"
+    (no entries are written, the bookkeeping still advances); a buffer too small for one more
+    entry (an index that is full) makes the scan stop with SCAN_OUTPUT_FULL when one is due."""
     index_cap = len(index_out) // 8 if index_out is not None else 0
     time_cap = len(time_index_out) // 12 if time_index_out is not None else 0
     rc = lib.ls_segment_scan(
         ffi.from_buffer(region), len(region), base_offset, index_interval_bytes,
-        1 if verify_crc else 0, state,
-        ffi.from_buffer(index_out, require_writable=True) if index_cap else ffi.NULL, index_cap,
-        ffi.from_buffer(time_index_out, require_writable=True) if time_cap else ffi.NULL,
-        time_cap, infos if infos is not None else ffi.NULL, infos_cap,
+        1 if verify_crc else 0, state, _out_ptr(index_out), index_cap,
+        _out_ptr(time_index_out), time_cap, infos if infos is not None else ffi.NULL, infos_cap,
         1 if producer_batches_only else 0)
     return check(rc, "segment scan")
+
+
+def _out_ptr(buf):
+    """A writable pointer into buf, or NULL for None (an empty buffer stays non-NULL)."""
+    return ffi.NULL if buf is None else ffi.from_buffer(buf, require_writable=True)
 
 
 def find_offset(region, start_position: int, target_offset: int) -> BatchInfo | None:
@@ -518,7 +546,10 @@ FAULT_CRASH_AFTER = lib.LS_FAULT_CRASH_AFTER
 
 
 def io_fault_set(op_mask: int, kind: int, err: int = 0, after_calls: int = 0, count: int = -1,
-                 nbytes: int = 0) -> None:
+                 nbytes: int = 0, path_filter: str = "") -> None:
+    """Arm a fault (logstore.h has the model); path_filter restricts rename faults to targets
+    containing it."""
+    check(lib.ls_io_fault_set_path_filter(os.fsencode(path_filter)), "fault path filter")
     check(lib.ls_io_fault_set(op_mask, kind, err, after_calls, count, nbytes), "fault set")
 
 
