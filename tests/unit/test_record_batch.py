@@ -421,7 +421,8 @@ def test_append_with_a_producer_id_but_no_sequence_is_invalid():
 @pytest.mark.parametrize("codec", CODECS)
 def test_append_whose_offset_deltas_are_not_0_to_n_is_invalid(codec):
     region = raw_record(0, b"a") + raw_record(2, b"b")
-    with pytest.raises(InvalidRecord, match=r"record 1 of the batch has offset delta 2, expected 1"):
+    with pytest.raises(InvalidRecord, match=r"record 1 of the batch has offset delta 2, "
+                                            r"expected 1"):
         rb.validate_for_append(batch_from_region(region, 2, codec), MAX_MESSAGE_BYTES)
     rb.validate_for_append(batch_from_region(raw_record(0, b"a") + raw_record(1, b"b"), 2, codec),
                            MAX_MESSAGE_BYTES)
