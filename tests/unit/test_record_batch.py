@@ -103,6 +103,7 @@ def test_commit_vector_properties():
     assert (batch.base_timestamp, batch.max_timestamp) == (TS, TS)
     assert (batch.producer_id, batch.producer_epoch) == (1000, 3)
     assert (batch.base_sequence, batch.last_sequence, batch.records_count) == (-1, -1, 1)
+    assert batch.has_producer_id and batch.delete_horizon_ms is None
     assert batch.is_valid()
     batch.validate()
     assert batch.control_record() == rb.ControlRecord(0, rb.COMMIT, 7)
@@ -117,6 +118,7 @@ def test_data_vector_records():
     ]
     assert not batch.is_control and not batch.is_transactional
     assert (batch.producer_id, batch.producer_epoch, batch.base_sequence) == (-1, -1, -1)
+    assert not batch.has_producer_id
 
 
 def test_abort_marker():
