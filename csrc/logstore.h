@@ -336,6 +336,9 @@ enum ls_fault_kind {
 };
 int ls_io_fault_set(int32_t op_mask, int32_t kind, int32_t err, int64_t after_calls,
                     int64_t count, int64_t bytes);
+/* Sets the path_filter above (NULL or "" = none; shorter than 256 bytes). Call it before
+ * ls_io_fault_set; it stays until ls_io_fault_clear. */
+int ls_io_fault_set_path_filter(const char *path_filter);
 int ls_io_fault_clear(void);
 /* How many times a fault fired since the last ls_io_fault_set. */
 int ls_io_fault_fired(int64_t *out);
