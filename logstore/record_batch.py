@@ -34,7 +34,8 @@ All byte-level work (header parsing, CRC-32C, varint encoding and decoding) goes
 
 Thread-safety: `RecordBatch` is a read-only view; any number of threads may read it while nobody
 writes the underlying buffer (`set_base_offset` / `set_partition_leader_epoch` patch it in place
-and are for the single writer that owns the buffer). The functions are reentrant.
+and are for the single writer that owns the buffer). The functions are reentrant; the only
+shared state is a bounded cache of encoded header keys (plain dict reads and writes).
 """
 
 from __future__ import annotations
@@ -458,12 +459,13 @@ def _zigzag_varint(n: int) -> bytes:
     return bytes(out)
 
 
-_VARINT_CACHE = [_zigzag_varint(n) for n in range(1024)]
+_VARINT_CACHE_SIZE = 1024
+_VARINT_CACHE = [_zigzag_varint(n) for n in range(_VARINT_CACHE_SIZE)]
 _NULL_LENGTH = _zigzag_varint(-1)
 
 
 def _varint(n: int) -> bytes:
-    return _VARINT_CACHE[n] if 0 <= n < 1024 else _zigzag_varint(n)
+    return _VARINT_CACHE[n] if 0 <= n < _VARINT_CACHE_SIZE else _zigzag_varint(n)
 
 
 def _column(name: str, items, count: int) -> tuple[bytes, np.ndarray | array]:
@@ -499,21 +501,41 @@ def _column_slow(name: str, items) -> tuple[bytes, array]:
     return b"".join(parts), lengths
 
 
-def _header_section(i: int, record_headers) -> bytes:
-    parts = [_varint(len(record_headers))]
-    for key, value in record_headers:
+# Encoded header keys (length varint + UTF-8), cached: header keys repeat across records.
+_HEADER_KEY_CACHE: dict[str, bytes] = {}
+HEADER_KEY_CACHE_MAX = 4096
+_BYTES_TYPES = (bytes, bytearray)
+
+
+def _header_key(i: int, key) -> bytes:
+    encoded = _HEADER_KEY_CACHE.get(key) if isinstance(key, str) else None
+    if encoded is None:
         if not isinstance(key, str):
             raise TypeError(f"header key of record {i} is {type(key).__name__}, expected str")
         raw = key.encode("utf-8")
-        parts += (_varint(len(raw)), raw)
+        encoded = _varint(len(raw)) + raw
+        if len(_HEADER_KEY_CACHE) < HEADER_KEY_CACHE_MAX:
+            _HEADER_KEY_CACHE[key] = encoded
+    return encoded
+
+
+def _header_section(i: int, record_headers) -> bytes:
+    """headersCount varint, then per header: key length, key, value length (-1: null), value."""
+    n = len(record_headers)
+    parts = [_VARINT_CACHE[n] if n < _VARINT_CACHE_SIZE else _zigzag_varint(n)]
+    for key, value in record_headers:
+        parts.append(_header_key(i, key))
         if value is None:
             parts.append(_NULL_LENGTH)
-        elif isinstance(value, (bytes, bytearray, memoryview)):
-            value = memoryview(value).tobytes() if isinstance(value, memoryview) else value
-            parts += (_varint(len(value)), value)
-        else:
-            raise TypeError(f"header {key!r} of record {i} is {type(value).__name__}, "
-                            "expected bytes or None")
+            continue
+        if value.__class__ not in _BYTES_TYPES:
+            if not isinstance(value, (bytes, bytearray, memoryview)):
+                raise TypeError(f"header {key!r} of record {i} is {type(value).__name__}, "
+                                "expected bytes or None")
+            value = memoryview(value).tobytes()
+        n = len(value)
+        parts.append(_VARINT_CACHE[n] if n < _VARINT_CACHE_SIZE else _zigzag_varint(n))
+        parts.append(value)
     return b"".join(parts)
 
 
