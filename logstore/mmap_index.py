@@ -1,0 +1,165 @@
+"""The common machinery of Kafka's sparse indexes (AbstractIndex.java): a preallocated file of
+fixed-size big-endian entries, mmap-backed, exposed as a numpy structured array.
+
+Life cycle, as Kafka's:
+  - a new index file is preallocated to roundDown(max_bytes, entry_size) (sparse on Linux);
+  - an existing file is opened with entries = its length / entry_size; when it becomes the active
+    segment's index it is extended back to the maximum size so appends have room;
+  - on roll and close the file is trimmed to entries * entry_size (`trim`), so a closed index file
+    holds exactly its valid entries;
+  - lookups run in C (logstore._ffi) directly over the mapped bytes.
+
+Entries live in `self.entries` (numpy, dtype given by the subclass, e.g. [('relative_offset',
+'>i4'), ('position', '>i4')]) and `self.raw` (uint8 view of the same bytes, for C). Both are views
+of the mmap: they must be dropped before the mmap is closed, which `_unmap` does.
+
+Indexes carry no checksum; they are derived data. `check()` enforces their invariants and the
+segment rebuilds an index from the log whenever the check fails or the file is missing.
+
+Thread-safety: none inside; the owning segment serializes appends under the log's lock. Reads
+from other threads see either the old or the new entry count (an int assignment).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+import numpy as np
+
+from logstore import _ffi
+
+
+def round_down(value: int, multiple: int) -> int:
+    return value - value % multiple
+
+
+class MmapIndex:
+    ENTRY_SIZE = 0  # set by subclasses
+    DTYPE: np.dtype | None = None
+
+    def __init__(self, path: str, base_offset: int, max_bytes: int, writable: bool):
+        assert self.ENTRY_SIZE > 0
+        self.path = path
+        self.base_offset = base_offset
+        self.max_bytes = round_down(max(max_bytes, self.ENTRY_SIZE), self.ENTRY_SIZE)
+        self.entry_count = 0
+        self._mmap: mmap.mmap | None = None
+        self.raw: np.ndarray = np.zeros(0, dtype=np.uint8)
+        self.entries: np.ndarray = np.zeros(0, dtype=self.DTYPE)
+        self.writable = False
+        self.misaligned = False      # the file's size was not a multiple of the entry size
+        self._open(writable)
+
+    # -- file and mapping ------------------------------------------------------------------
+
+    def _open(self, writable: bool) -> None:
+        exists = os.path.exists(self.path)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if exists:
+                self.entry_count = size // self.ENTRY_SIZE
+                self.misaligned = size % self.ENTRY_SIZE != 0
+            if writable:
+                self.max_bytes = max(self.max_bytes, round_down(size, self.ENTRY_SIZE))
+                if size != self.max_bytes:
+                    _ffi.ftruncate(fd, self.max_bytes, f"resize {self.path}")
+                size = self.max_bytes
+            self._map(fd, size, writable)
+        finally:
+            os.close(fd)
+        self.writable = writable
+
+    def _map(self, fd: int, size: int, writable: bool) -> None:
+        self._unmap()
+        if size == 0:
+            return
+        access = mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ
+        self._mmap = mmap.mmap(fd, size, access=access)
+        self.raw = np.frombuffer(self._mmap, dtype=np.uint8)
+        self.entries = np.frombuffer(self._mmap, dtype=self.DTYPE,
+                                     count=size // self.ENTRY_SIZE)
+
+    def _unmap(self) -> None:
+        self.raw = np.zeros(0, dtype=np.uint8)
+        self.entries = np.zeros(0, dtype=self.DTYPE)
+        if self._mmap is not None:
+            self._mmap.close()
+            self._mmap = None
+
+    @property
+    def capacity(self) -> int:
+        """Entries the mapped file can hold."""
+        return len(self.entries)
+
+    @property
+    def is_full(self) -> bool:
+        return self.entry_count >= self.max_bytes // self.ENTRY_SIZE
+
+    @property
+    def valid_raw(self) -> np.ndarray:
+        return self.raw[: self.entry_count * self.ENTRY_SIZE]
+
+    def free_raw(self) -> np.ndarray:
+        """Writable bytes after the last entry (where a scan writes rebuilt entries)."""
+        return self.raw[self.entry_count * self.ENTRY_SIZE:]
+
+    def make_writable(self) -> None:
+        """Extend back to max_bytes and map read-write (the segment became active)."""
+        if not self.writable:
+            self._unmap()
+            self._open(writable=True)
+
+    def trim(self) -> None:
+        """Shrink the file to its valid entries and map it read-only (roll / close)."""
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            if self._mmap is not None and self.writable:
+                self._mmap.flush()
+            self._unmap()
+            _ffi.ftruncate(fd, self.entry_count * self.ENTRY_SIZE, f"trim {self.path}")
+            self._map(fd, self.entry_count * self.ENTRY_SIZE, writable=False)
+        finally:
+            os.close(fd)
+        self.writable = False
+
+    def flush(self) -> None:
+        """msync the mapping and fsync the file so a flushed segment's index is durable."""
+        if self._mmap is not None and self.writable:
+            self._mmap.flush()
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            _ffi.fsync(fd, f"fsync {self.path}")
+        finally:
+            os.close(fd)
+
+    def reset(self) -> None:
+        """Drop every entry (recovery rebuilds them)."""
+        self.entry_count = 0
+
+    def truncate_entries(self, count: int) -> None:
+        assert 0 <= count <= self.entry_count
+        self.entry_count = count
+
+    def ensure_capacity(self, entries: int) -> None:
+        """Grow a writable index so it can hold `entries` (foreign segments with larger indexes)."""
+        if entries <= self.capacity:
+            return
+        self.max_bytes = entries * self.ENTRY_SIZE
+        self._unmap()
+        self._open(writable=True)
+
+    def close(self) -> None:
+        self._unmap()
+
+    def delete(self) -> None:
+        self._unmap()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def rename(self, new_path: str) -> None:
+        _ffi.rename(self.path, new_path, f"rename {self.path}")
+        self.path = new_path
