@@ -210,6 +210,41 @@ def _ptr(ctype: str, arr):
     return ffi.from_buffer(ctype, arr)
 
 
+def _invalid_argument(call: str, detail: str) -> errors.LogstoreError:
+    return ERROR_TABLE[lib.LS_ERR_INVALID_ARGUMENT](
+        f"{call}: {strerror(lib.LS_ERR_INVALID_ARGUMENT)}: {detail}")
+
+
+def _check_column(call: str, what: str, count: int, data, lengths) -> None:
+    """The C encoders take no size for concatenated data, and cffi does not size typed arrays
+    against `count`: check that `lengths` holds `count` int32 entries whose non-negative sum
+    fits in `data`, so the C code never reads past either buffer."""
+    if lengths is None:
+        return
+    view = memoryview(lengths)
+    if view.itemsize != 4 or view.nbytes < 4 * count:
+        raise _invalid_argument(call, f"{what} lengths must be {count} int32 entries, got "
+                                      f"{view.nbytes} bytes of {view.itemsize}-byte items")
+    need = int(np.maximum(np.frombuffer(view, dtype=np.int32, count=count), 0)
+               .sum(dtype=np.int64))
+    have = 0 if data is None else memoryview(data).nbytes
+    if need > have:
+        raise _invalid_argument(call, f"{what} lengths add up to {need} bytes but the data "
+                                      f"holds {have}")
+
+
+def _check_record_columns(call: str, count: int, timestamps, keys, key_lengths, values,
+                          value_lengths, headers, headers_lengths) -> None:
+    if timestamps is not None:
+        view = memoryview(timestamps)
+        if view.itemsize != 8 or view.nbytes < 8 * count:
+            raise _invalid_argument(call, f"timestamps must be {count} int64 entries, got "
+                                          f"{view.nbytes} bytes of {view.itemsize}-byte items")
+    _check_column(call, "key", count, keys, key_lengths)
+    _check_column(call, "value", count, values, value_lengths)
+    _check_column(call, "header section", count, headers, headers_lengths)
+
+
 def records_size_bound(count: int, keys_bytes: int, values_bytes: int, headers_bytes: int) -> int:
     out = ffi.new("int64_t *")
     check(lib.ls_records_size_bound(count, keys_bytes, values_bytes, headers_bytes, out),
@@ -220,6 +255,8 @@ def records_size_bound(count: int, keys_bytes: int, values_bytes: int, headers_b
 def encode_records(out, count: int, base_timestamp: int, timestamps, keys, key_lengths,
                    values, value_lengths, headers=None, headers_lengths=None) -> int:
     """Encode records into the writable buffer `out`; return the bytes written."""
+    _check_record_columns("encode records", count, timestamps, keys, key_lengths, values,
+                          value_lengths, headers, headers_lengths)
     written = ffi.new("size_t *")
     check(lib.ls_records_encode(
         ffi.from_buffer(out, require_writable=True), len(out), written, count, base_timestamp,
@@ -230,6 +267,8 @@ def encode_records(out, count: int, base_timestamp: int, timestamps, keys, key_l
 
 
 def encode_headers(out, count: int, keys, key_lengths, values, value_lengths) -> int:
+    _check_column("encode headers", "header key", count, keys, key_lengths)
+    _check_column("encode headers", "header value", count, values, value_lengths)
     written = ffi.new("size_t *")
     check(lib.ls_headers_encode(
         ffi.from_buffer(out, require_writable=True), len(out), written, count,
@@ -241,6 +280,8 @@ def encode_headers(out, count: int, keys, key_lengths, values, value_lengths) ->
 def build_batch(out, header, count: int, timestamps, keys, key_lengths, values, value_lengths,
                 headers=None, headers_lengths=None) -> int:
     """Build a whole uncompressed batch into `out`; return its size. header is updated."""
+    _check_record_columns("build batch", count, timestamps, keys, key_lengths, values,
+                          value_lengths, headers, headers_lengths)
     written = ffi.new("size_t *")
     check(lib.ls_batch_build(
         ffi.from_buffer(out, require_writable=True), len(out), written, header, count,

@@ -17,8 +17,9 @@ import pytest
 
 from logstore import compression
 from logstore import record_batch as rb
-from logstore.errors import (CorruptRecord, InvalidConfiguration, InvalidRecord, RecordTooLarge,
-                             UnsupportedCompressionType, UnsupportedForMessageFormat)
+from logstore.errors import (CorruptRecord, InvalidConfiguration, InvalidRecord, LogstoreError,
+                             RecordTooLarge, UnsupportedCompressionType,
+                             UnsupportedForMessageFormat)
 
 TS = 1_700_000_000_000
 MAX_MESSAGE_BYTES = 1_048_588
@@ -462,3 +463,23 @@ def test_append_that_decompresses_past_the_bound_is_corrupt():
     with pytest.raises(CorruptRecord, match="exceeds the limit of 1000000 bytes"):
         rb.validate_for_append(bomb, MAX_MESSAGE_BYTES, max_decompressed_bytes=1_000_000)
     rb.validate_for_append(bomb, MAX_MESSAGE_BYTES)
+
+
+# ------------------------------------------------------------------------------------------------
+# The C boundary: the encoders take no sizes for the concatenated columns
+
+
+@pytest.mark.parametrize("columns, match", [
+    ((2, None, None, None, b"a", array("i", [1, 5])), "value lengths add up to 6 bytes"),
+    ((3, None, None, None, b"abc", array("i", [1, 1])), "value lengths must be 3 int32"),
+    ((1, None, b"k", array("i", [4]), b"a", array("i", [1])), "key lengths add up to 4"),
+    ((2, array("q", [1]), None, None, b"ab", array("i", [1, 1])), "timestamps must be 2 int64"),
+    ((1, None, None, None, b"abcdefgh", array("q", [1])),
+     "value lengths must be 1 int32 entries, got 8 bytes of 8-byte items"),
+])
+def test_inconsistent_columns_never_reach_the_c_encoder(columns, match):
+    from logstore import _ffi
+    with pytest.raises(LogstoreError, match="build batch: invalid argument: " + match):
+        _ffi.build_batch(bytearray(1000), _ffi.new_header(), *columns)
+    with pytest.raises(LogstoreError, match="encode records: invalid argument: " + match):
+        _ffi.encode_records(bytearray(1000), columns[0], 0, *columns[1:])
