@@ -25,6 +25,9 @@
  * The scan stops at the first batch that fails 1-3; state->position is then the end of the valid
  * prefix, i.e. where Kafka truncates the segment. Outputs are per batch all-or-nothing: when an
  * output array is full the batch is left unconsumed and the call returns LS_SCAN_OUTPUT_FULL.
+ * A NULL output array means "not wanted": nothing is written there but the bookkeeping (last
+ * index entry, bytes since it) advances as if it were; a non-NULL array with no room left (cap 0,
+ * e.g. a full index mmap) stops the scan with LS_SCAN_OUTPUT_FULL when an entry is due.
  *
  * Every loop is bounded by the region size divided by the smallest batch (61 bytes).
  * Thread-safety: pure functions over caller-owned buffers and state.
