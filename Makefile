@@ -39,7 +39,7 @@ test-asan: venv
 	rm -f $(NATIVE)
 	LOGSTORE_SANITIZE=1 $(PY) setup.py --quiet build_ext --inplace --force
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-	ASAN_OPTIONS=detect_leaks=0 \
+	ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
 	  $(PY) -m pytest -p no:xdist tests/unit tests/property tests/crash $(PYTEST_ARGS); \
 	  status=$$?; $(PY) setup.py --quiet build_ext --inplace --force; touch $(NATIVE); exit $$status
 
