@@ -22,6 +22,8 @@ from logstore import record_batch as rb
 from logstore.errors import LogstoreError
 
 TS = 1_700_000_000_000
+# At least these many examples; more under a larger Hypothesis profile (HYPOTHESIS_PROFILE).
+PROFILE_EXAMPLES = settings().max_examples
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 payloads = st.one_of(st.none(), st.binary(max_size=64))
@@ -50,7 +52,8 @@ producer_fields = st.one_of(
               st.booleans()))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max(PROFILE_EXAMPLES, 150), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(records=record_lists(), codec=st.sampled_from(sorted(compression.CODEC_NAMES)),
        timestamp_type=st.sampled_from([rb.CREATE_TIME, rb.LOG_APPEND_TIME]),
        producer=producer_fields, base_offset=st.integers(0, 2**62),
@@ -92,7 +95,7 @@ def test_records_round_trip(records, codec, timestamp_type, producer, base_offse
     rb.validate_for_append(built, 1 << 30, require_zero_base_offset=False)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=max(PROFILE_EXAMPLES, 100), deadline=None)
 @given(batch_sizes=st.lists(st.integers(1, 20), min_size=1, max_size=8),
        cut=st.integers(0, 200), codec=st.sampled_from(sorted(compression.CODEC_NAMES)))
 def test_iter_batches_returns_exactly_the_whole_batches(batch_sizes, cut, codec):
@@ -119,7 +122,7 @@ def _sample_batch(codec: int) -> bytes:
                                 base_sequence=0))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=max(PROFILE_EXAMPLES, 400), deadline=None)
 @given(codec=st.sampled_from(sorted(compression.CODEC_NAMES)),
        flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1,
                       max_size=4),

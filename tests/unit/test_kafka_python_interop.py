@@ -15,12 +15,16 @@ raw-block functions python-snappy would (from cramjam); the xerial framing stays
 from __future__ import annotations
 
 import types
+import warnings
 
 import cramjam
-import kafka.codec
 import pytest
-from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
-from kafka.record.memory_records import MemoryRecords
+
+with warnings.catch_warnings():     # kafka-python's package import uses deprecated resources APIs
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import kafka.codec
+    from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+    from kafka.record.memory_records import MemoryRecords
 
 from logstore import compression
 from logstore import record_batch as rb
