@@ -28,6 +28,7 @@ import json
 import os
 import struct
 from dataclasses import dataclass
+from typing import Callable
 
 from logstore import _ffi, checkpoint, record_batch
 from logstore.errors import LogstoreError
@@ -49,6 +50,10 @@ SNAPSHOT_ENTRY_SIZE = 46
 SNAPSHOT_VERSION = 1
 ABORT = 0
 
+# Called after each segment is checked with (.log path, its size in bytes, batches in it):
+# `logstore verify` counts and shows progress with it.
+SegmentCallback = Callable[[str, int, int], None]
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -61,18 +66,20 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-def check(path: str, deep: bool = True) -> list[Problem]:
+def check(path: str, deep: bool = True,
+          on_segment: SegmentCallback | None = None) -> list[Problem]:
     """Check a store directory or a single partition directory."""
     if is_partition_dir(path):
-        return check_partition(path, deep, standalone=True)
-    return check_store(path, deep)
+        return check_partition(path, deep, standalone=True, on_segment=on_segment)
+    return check_store(path, deep, on_segment)
 
 
 def is_partition_dir(path: str) -> bool:
     return any(name.endswith(LOG_SUFFIX) for name in os.listdir(path))
 
 
-def check_store(path: str, deep: bool = True) -> list[Problem]:
+def check_store(path: str, deep: bool = True,
+                on_segment: SegmentCallback | None = None) -> list[Problem]:
     problems: list[Problem] = []
     names = set(os.listdir(path))
     topics = _check_topics_file(path, problems)
@@ -92,7 +99,7 @@ def check_store(path: str, deep: bool = True) -> list[Problem]:
             if not os.path.isdir(part):
                 problems.append(Problem(part, -1, "partition directory is missing"))
             else:
-                problems += check_partition(part, deep)
+                problems += check_partition(part, deep, on_segment=on_segment)
     for name in sorted(names):
         full = os.path.join(path, name)
         if name in STORE_FILES or name.endswith(".tmp"):
@@ -116,7 +123,8 @@ def _check_topics_file(path: str, problems: list[Problem]) -> dict[str, int]:
         return {}
 
 
-def check_partition(path: str, deep: bool = True, standalone: bool = False) -> list[Problem]:
+def check_partition(path: str, deep: bool = True, standalone: bool = False,
+                    on_segment: SegmentCallback | None = None) -> list[Problem]:
     problems: list[Problem] = []
     names = sorted(os.listdir(path))
     bases = sorted(parse_base_offset(n) for n in names
@@ -129,7 +137,7 @@ def check_partition(path: str, deep: bool = True, standalone: bool = False) -> l
     previous_next = None
     for i, base in enumerate(bases):
         is_last = i == len(bases) - 1
-        next_offset = _check_segment(path, base, deep, is_last, problems)
+        next_offset = _check_segment(path, base, deep, is_last, problems, on_segment)
         if previous_next is not None and base < previous_next:
             problems.append(Problem(_seg(path, base, LOG_SUFFIX), -1,
                                     f"segment base {base} overlaps the previous segment, which "
@@ -160,12 +168,14 @@ def _seg(path: str, base: int, suffix: str) -> str:
     return os.path.join(path, f"{base:020d}{suffix}")
 
 
-def _check_segment(path: str, base: int, deep: bool, is_last: bool,
-                   problems: list[Problem]) -> int | None:
+def _check_segment(path: str, base: int, deep: bool, is_last: bool, problems: list[Problem],
+                   on_segment: SegmentCallback | None = None) -> int | None:
     log_path = _seg(path, base, LOG_SUFFIX)
     with open(log_path, "rb") as f:
         data = f.read()
     batches = _scan_log(log_path, data, base, deep, problems)
+    if on_segment is not None:
+        on_segment(log_path, len(data), len(batches))
     next_offset = batches[-1].last_offset + 1 if batches else None
     by_position = {b.position: b for b in batches}
     max_ts = max((b.max_timestamp for b in batches), default=-1)
