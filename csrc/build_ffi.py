@@ -44,6 +44,9 @@ ffibuilder.set_source(
     include_dirs=[str(HERE.relative_to(HERE.parent))],
     extra_compile_args=_compile_args(),
     extra_link_args=_link_args(),
+    # pyobjects.c reads bytes objects through CPython's non-limited API (PyBytes_AS_STRING,
+    # PySequence_Fast_ITEMS), so the module is built for this interpreter, not as abi3.
+    py_limited_api=False,
 )
 
 if __name__ == "__main__":

@@ -151,6 +151,22 @@ int ls_batch_build(uint8_t *out, size_t cap, size_t *written, ls_batch_header *h
                    const uint8_t *values, const int32_t *value_lengths,
                    const uint8_t *headers, const int32_t *headers_lengths);
 
+/* The same as ls_batch_build / ls_records_encode, with keys and values given as Python lists or
+ * tuples of `count` items, each a bytes object or None (null), passed by address (id(seq)).
+ * keys NULL = all keys null. Any other item type gives LS_ERR_INVALID_ARGUMENT, and the caller
+ * falls back to the copying path. C gathers straight from the objects: no join or length pass in
+ * Python. These are the only functions that take the GIL (see pyobjects.c). */
+int ls_batch_build_sequences(uint8_t *out, size_t cap, size_t *written, ls_batch_header *h,
+                             int32_t count, const int64_t *timestamps, void *keys, void *values,
+                             const uint8_t *headers, const int32_t *headers_lengths);
+int ls_records_encode_sequences(uint8_t *out, size_t cap, size_t *written, int32_t count,
+                                int64_t base_timestamp, const int64_t *timestamps, void *keys,
+                                void *values, const uint8_t *headers,
+                                const int32_t *headers_lengths);
+/* Total bytes of the keys and of the values (None counts 0); INVALID_ARGUMENT as above. */
+int ls_sequences_size(void *keys, void *values, int32_t count, int64_t *keys_bytes,
+                      int64_t *values_bytes);
+
 /* One decoded record. Offsets are byte positions relative to the start of the records region
  * passed to ls_records_decode. A length of -1 means null. */
 typedef struct {

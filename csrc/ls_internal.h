@@ -155,12 +155,9 @@ static inline uint64_t ls_zigzag64(int64_t v) {
 }
 
 static inline size_t ls_uvarint_size(uint64_t u) {
-    size_t n = 1;
-    while (u >= 0x80) {
-        u >>= 7;
-        n++;
-    }
-    return n;
+    /* 7 payload bits per byte: ceil(significant bits / 7), with at least one byte for 0. */
+    unsigned bits = 64u - (unsigned)__builtin_clzll(u | 1u);
+    return (size_t)((bits + 6u) / 7u);
 }
 
 static inline size_t ls_varint_size(int32_t v) { return ls_uvarint_size(ls_zigzag32(v)); }
@@ -261,5 +258,21 @@ typedef enum { LS_INDEX_LARGEST_LOWER_BOUND, LS_INDEX_SMALLEST_UPPER_BOUND } ls_
 
 LS_HIDDEN int64_t ls_index_search(const uint8_t *entries, int64_t entry_count, ls_index_key key,
                                   int64_t base_offset, int64_t target, ls_index_bound bound);
+
+/* pyobjects.c: the bytes of a CPython object given by address: a bytes object gives its buffer
+ * and size, None gives length -1 (null). Anything else, or a size above INT32_MAX, is
+ * LS_ERR_INVALID_ARGUMENT. The caller holds the GIL. */
+int ls_object_bytes(void *object, const uint8_t **data, int32_t *length);
+
+/* record_batch.c: ls_batch_build / ls_records_encode with keys and values given as arrays of
+ * CPython object pointers (called by pyobjects.c with the GIL held). */
+int ls_batch_build_items(uint8_t *out, size_t cap, size_t *written, ls_batch_header *h,
+                         int32_t count, const int64_t *timestamps,
+                         void *const *key_objects, void *const *value_objects,
+                         const uint8_t *headers, const int32_t *headers_lengths);
+int ls_records_encode_items(uint8_t *out, size_t cap, size_t *written, int32_t count,
+                            int64_t base_timestamp, const int64_t *timestamps,
+                            void *const *key_objects, void *const *value_objects,
+                            const uint8_t *headers, const int32_t *headers_lengths);
 
 #endif /* LS_INTERNAL_H */

@@ -373,6 +373,8 @@ typedef struct {
     const int32_t *value_lengths;
     const uint8_t *headers;
     const int32_t *headers_lengths;
+    void *const *key_objects;        /* when set: record i's key is a CPython bytes/None object */
+    void *const *value_objects;      /* likewise for values (see pyobjects.c) */
 } records_input;
 
 int ls_records_size_bound(int32_t count, int64_t keys_bytes, int64_t values_bytes,
@@ -422,14 +424,32 @@ typedef struct {
     int64_t timestamp_delta;
     int32_t key_length;
     int32_t value_length;
+    const uint8_t *key_object_data;   /* set when keys come from objects */
+    const uint8_t *value_object_data;
     size_t headers_size;
     size_t body_size;
 } record_plan;
 
+/* Key and value lengths of record i, from the length arrays or from the objects. */
+static int record_fields(const records_input *in, int32_t i, record_plan *plan) {
+    plan->key_object_data = NULL;
+    plan->value_object_data = NULL;
+    int rc = in->key_objects != NULL
+                 ? ls_object_bytes(in->key_objects[i], &plan->key_object_data, &plan->key_length)
+                 : field_length(in->keys, in->key_lengths, i, &plan->key_length);
+    if (rc != LS_OK) {
+        return LS_ERR_INVALID_ARGUMENT;
+    }
+    rc = in->value_objects != NULL
+             ? ls_object_bytes(in->value_objects[i], &plan->value_object_data,
+                               &plan->value_length)
+             : field_length(in->values, in->value_lengths, i, &plan->value_length);
+    return rc != LS_OK ? LS_ERR_INVALID_ARGUMENT : LS_OK;
+}
+
 static int record_plan_make(const records_input *in, int32_t i, const uint8_t *header_section,
                             record_plan *plan) {
-    if (field_length(in->keys, in->key_lengths, i, &plan->key_length) != LS_OK ||
-        field_length(in->values, in->value_lengths, i, &plan->value_length) != LS_OK) {
+    if (record_fields(in, i, plan) != LS_OK) {
         return LS_ERR_INVALID_ARGUMENT;
     }
     plan->headers_size = 1; /* a single 0 byte: no headers */
@@ -484,7 +504,77 @@ static size_t record_write(uint8_t *out, const record_plan *plan, int32_t i, con
     return p;
 }
 
+/* Key or value i of a header-less record: from the objects, or from the concatenated data. */
+static inline int plain_field(const uint8_t *data, const int32_t *lengths,
+                              void *const *objects, int32_t i, size_t *data_pos,
+                              const uint8_t **field, int32_t *length) {
+    if (objects != NULL) {
+        return ls_object_bytes(objects[i], field, length);
+    }
+    if (field_length(data, lengths, i, length) != LS_OK) {
+        return LS_ERR_INVALID_ARGUMENT;
+    }
+    *field = data != NULL ? data + *data_pos : NULL;
+    *data_pos += bytes_of(*length);
+    return LS_OK;
+}
+
+/* The common case, records without headers, in one tight pass: size, check, write. */
+static int records_encode_plain(uint8_t *out, size_t cap, const records_input *in,
+                                size_t *written) {
+    size_t pos = 0;
+    size_t key_pos = 0;
+    size_t value_pos = 0;
+    for (int32_t i = 0; i < in->count; i++) {
+        const uint8_t *key;
+        const uint8_t *value;
+        int32_t key_length;
+        int32_t value_length;
+        if (plain_field(in->keys, in->key_lengths, in->key_objects, i, &key_pos, &key,
+                        &key_length) != LS_OK ||
+            plain_field(in->values, in->value_lengths, in->value_objects, i, &value_pos,
+                        &value, &value_length) != LS_OK) {
+            return LS_ERR_INVALID_ARGUMENT;
+        }
+        int64_t delta = 0;
+        if (in->timestamps != NULL) { /* wraps like Java's long subtraction */
+            delta = (int64_t)((uint64_t)in->timestamps[i] - (uint64_t)in->base_timestamp);
+        }
+        uint64_t body = 2 + ls_varlong_size(delta) + ls_varint_size(i) +
+                        ls_varint_size(key_length) + bytes_of(key_length) +
+                        ls_varint_size(value_length) + bytes_of(value_length);
+        if (body > (uint64_t)INT32_MAX) {
+            return LS_ERR_INVALID_ARGUMENT;
+        }
+        if (ls_varint_size((int32_t)body) + body > cap - pos) {
+            return LS_ERR_BUFFER_TOO_SMALL;
+        }
+        uint8_t *p = out + pos;
+        p += ls_put_varint(p, (int32_t)body);
+        *p++ = 0; /* attributes */
+        p += ls_put_varlong(p, delta);
+        p += ls_put_varint(p, i);
+        p += ls_put_varint(p, key_length);
+        if (key_length > 0) {
+            memcpy(p, key, (size_t)key_length);
+            p += key_length;
+        }
+        p += ls_put_varint(p, value_length);
+        if (value_length > 0) {
+            memcpy(p, value, (size_t)value_length);
+            p += value_length;
+        }
+        *p++ = 0; /* headersCount */
+        pos = (size_t)(p - out);
+    }
+    *written = pos;
+    return LS_OK;
+}
+
 static int records_encode(uint8_t *out, size_t cap, const records_input *in, size_t *written) {
+    if (in->headers_lengths == NULL) {
+        return records_encode_plain(out, cap, in, written);
+    }
     size_t pos = 0;
     size_t key_pos = 0;
     size_t value_pos = 0;
@@ -500,8 +590,10 @@ static int records_encode(uint8_t *out, size_t cap, const records_input *in, siz
         if (total > cap - pos) {
             return LS_ERR_BUFFER_TOO_SMALL;
         }
-        const uint8_t *key = in->keys != NULL ? in->keys + key_pos : NULL;
-        const uint8_t *value = in->values != NULL ? in->values + value_pos : NULL;
+        const uint8_t *key = plan.key_object_data != NULL ? plan.key_object_data
+                             : in->keys != NULL ? in->keys + key_pos : NULL;
+        const uint8_t *value = plan.value_object_data != NULL ? plan.value_object_data
+                               : in->values != NULL ? in->values + value_pos : NULL;
         size_t n = record_write(out + pos, &plan, i, key, value, section);
         LS_ASSERT(n == total);
         pos += n;
@@ -522,7 +614,7 @@ int ls_records_encode(uint8_t *out, size_t cap, size_t *written, int32_t count,
         return LS_ERR_INVALID_ARGUMENT;
     }
     records_input in = {count, base_timestamp, timestamps, keys, key_lengths,
-                        values, value_lengths, headers, headers_lengths};
+                        values, value_lengths, headers, headers_lengths, NULL, NULL};
     return records_encode(out, cap, &in, written);
 }
 
@@ -592,11 +684,47 @@ static void batch_build_header(ls_batch_header *h, int32_t count, const int64_t 
     }
 }
 
+static int batch_build(uint8_t *out, size_t cap, size_t *written, ls_batch_header *h,
+                       records_input *in);
+
 int ls_batch_build(uint8_t *out, size_t cap, size_t *written, ls_batch_header *h, int32_t count,
                    const int64_t *timestamps,
                    const uint8_t *keys, const int32_t *key_lengths,
                    const uint8_t *values, const int32_t *value_lengths,
                    const uint8_t *headers, const int32_t *headers_lengths) {
+    records_input in = {count, 0, timestamps, keys, key_lengths, values, value_lengths,
+                        headers, headers_lengths, NULL, NULL};
+    return batch_build(out, cap, written, h, &in);
+}
+
+int ls_batch_build_items(uint8_t *out, size_t cap, size_t *written, ls_batch_header *h,
+                         int32_t count, const int64_t *timestamps,
+                         void *const *key_objects, void *const *value_objects,
+                         const uint8_t *headers, const int32_t *headers_lengths) {
+    if (value_objects == NULL) {
+        return LS_ERR_INVALID_ARGUMENT;
+    }
+    records_input in = {count, 0, timestamps, NULL, NULL, NULL, NULL,
+                        headers, headers_lengths, key_objects, value_objects};
+    return batch_build(out, cap, written, h, &in);
+}
+
+int ls_records_encode_items(uint8_t *out, size_t cap, size_t *written, int32_t count,
+                            int64_t base_timestamp, const int64_t *timestamps,
+                            void *const *key_objects, void *const *value_objects,
+                            const uint8_t *headers, const int32_t *headers_lengths) {
+    if ((out == NULL && cap > 0) || written == NULL || count < 0 || value_objects == NULL) {
+        return LS_ERR_INVALID_ARGUMENT;
+    }
+    records_input in = {count, base_timestamp, timestamps, NULL, NULL, NULL, NULL,
+                        headers, headers_lengths, key_objects, value_objects};
+    return records_encode(out, cap, &in, written);
+}
+
+static int batch_build(uint8_t *out, size_t cap, size_t *written, ls_batch_header *h,
+                       records_input *in) {
+    int32_t count = in->count;
+    const int64_t *timestamps = in->timestamps;
     if (out == NULL || written == NULL || h == NULL || count < 1 ||
         h->magic != LS_BATCH_MAGIC || (h->attributes & LS_ATTR_COMPRESSION_MASK) != 0) {
         return LS_ERR_INVALID_ARGUMENT;
@@ -606,10 +734,9 @@ int ls_batch_build(uint8_t *out, size_t cap, size_t *written, ls_batch_header *h
     }
     ls_batch_header header = *h;
     batch_build_header(&header, count, timestamps);
-    records_input in = {count, header.base_timestamp, timestamps, keys, key_lengths,
-                        values, value_lengths, headers, headers_lengths};
+    in->base_timestamp = header.base_timestamp;
     size_t records_size = 0;
-    int rc = records_encode(out + LS_BATCH_OVERHEAD, cap - LS_BATCH_OVERHEAD, &in,
+    int rc = records_encode(out + LS_BATCH_OVERHEAD, cap - LS_BATCH_OVERHEAD, in,
                             &records_size);
     if (rc != LS_OK) {
         return rc;

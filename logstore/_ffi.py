@@ -291,6 +291,57 @@ def build_batch(out, header, count: int, timestamps, keys, key_lengths, values, 
     return written[0]
 
 
+# ------------------------------------------------------------------------------------------------
+# Gather encoding straight from lists of bytes objects (csrc/pyobjects.c)
+
+
+def _sequence(seq):
+    """The address of a list/tuple for the gather encoders (NULL for None)."""
+    return ffi.NULL if seq is None else ffi.cast("void *", id(seq))
+
+
+def sequences_size(keys, values, count: int) -> tuple[int, int] | None:
+    """(key bytes, value bytes) when keys/values are lists or tuples of `count` bytes-or-None
+    items; None when the gather path does not apply (the caller copies instead)."""
+    if type(values) not in (list, tuple) or (keys is not None and type(keys) not in (list, tuple)):
+        return None
+    key_bytes = ffi.new("int64_t *")
+    value_bytes = ffi.new("int64_t *")
+    rc = lib.ls_sequences_size(_sequence(keys), _sequence(values), count, key_bytes,
+                               value_bytes)
+    if rc == lib.LS_ERR_INVALID_ARGUMENT:
+        return None
+    check(rc, "sequences size")
+    return key_bytes[0], value_bytes[0]
+
+
+def build_batch_sequences(out, header, count: int, timestamps, keys, values, headers=None,
+                          headers_lengths=None) -> int | None:
+    """ls_batch_build gathering from lists of bytes/None; the size, or None when an item is
+    another type or `out` is too small (the caller sizes with sequences_size and retries)."""
+    if type(values) not in (list, tuple) or (keys is not None and type(keys) not in (list, tuple)):
+        return None
+    written = ffi.new("size_t *")
+    rc = lib.ls_batch_build_sequences(
+        ffi.from_buffer(out, require_writable=True), len(out), written, header, count,
+        _ptr("int64_t[]", timestamps), _sequence(keys), _sequence(values),
+        _ptr("uint8_t[]", headers), _ptr("int32_t[]", headers_lengths))
+    if rc in (lib.LS_ERR_INVALID_ARGUMENT, ERR_BUFFER_TOO_SMALL):
+        return None
+    check(rc, "build batch")
+    return written[0]
+
+
+def encode_records_sequences(out, count: int, base_timestamp: int, timestamps, keys, values,
+                             headers=None, headers_lengths=None) -> int:
+    written = ffi.new("size_t *")
+    check(lib.ls_records_encode_sequences(
+        ffi.from_buffer(out, require_writable=True), len(out), written, count, base_timestamp,
+        _ptr("int64_t[]", timestamps), _sequence(keys), _sequence(values),
+        _ptr("uint8_t[]", headers), _ptr("int32_t[]", headers_lengths)), "encode records")
+    return written[0]
+
+
 class RecordColumns(NamedTuple):
     """Decoded records as numpy columns; offsets are relative to the records region."""
 

@@ -581,8 +581,12 @@ def build_batch(values, keys=None, headers=None, timestamps=None, *, base_offset
                 base_sequence: int = NO_SEQUENCE, transactional: bool = False,
                 timestamp_type: int = CREATE_TIME,
                 partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH,
-                now_ms: int | None = None) -> bytearray:
+                now_ms: int | None = None, out: bytearray | None = None) -> bytearray:
     """Build one v2 batch of len(values) records, as Kafka's MemoryRecordsBuilder would.
+
+    out: an optional scratch bytearray reused across calls (the appender's buffer): when given,
+    the batch is built into it and a memoryview of the used part is returned instead, so a hot
+    loop allocates nothing. The view is valid until the scratch is reused.
 
     values / keys: bytes-like or None each (keys=None: every key null). headers: per record a
     list of (str, bytes | None), or None. timestamps: int ms per record (default: now_ms, or
@@ -593,12 +597,23 @@ def build_batch(values, keys=None, headers=None, timestamps=None, *, base_offset
     codec = compression
     _codecs.codec_name(codec)
     level = _codecs.validate_level(codec, compression_level)
-    value_data, value_lengths = _column("value", values, count)
-    key_data, key_lengths = (None, None) if keys is None else _column("key", keys, count)
     header_data, header_lengths = _encode_headers(headers, count)
     if now_ms is None:
         now_ms = time.time_ns() // 1_000_000
     ts, base_ts, max_ts = _timestamps(timestamps, count, now_ms)
+    if type(values) in _SEQUENCE_TYPES:
+        built = _build_gathering(values, keys, count, ts, base_ts, max_ts, codec, level, out,
+                                 header_data, header_lengths, base_offset=base_offset,
+                                 partition_leader_epoch=partition_leader_epoch,
+                                 attributes=_attributes(codec, transactional, timestamp_type),
+                                 producer_id=producer_id, producer_epoch=producer_epoch,
+                                 base_sequence=base_sequence,
+                                 log_append_time=timestamp_type == LOG_APPEND_TIME,
+                                 now_ms=now_ms)
+        if built is not None:
+            return built
+    value_data, value_lengths = _column("value", values, count)
+    key_data, key_lengths = (None, None) if keys is None else _column("key", keys, count)
     attributes = codec | (ATTR_TRANSACTIONAL if transactional else 0)
     if timestamp_type == LOG_APPEND_TIME:
         attributes |= ATTR_TIMESTAMP_TYPE
@@ -623,6 +638,61 @@ def build_batch(values, keys=None, headers=None, timestamps=None, *, base_offset
     _ffi.seal_batch(out, header)
     return out
 
+
+
+def _attributes(codec: int, transactional: bool, timestamp_type: int) -> int:
+    attributes = codec | (ATTR_TRANSACTIONAL if transactional else 0)
+    if timestamp_type == LOG_APPEND_TIME:
+        attributes |= ATTR_TIMESTAMP_TYPE
+    return attributes
+
+
+_SEQUENCE_TYPES = (list, tuple)
+SCRATCH_GROWTH = 2
+
+
+def _scratch(out: bytearray | None, size: int) -> bytearray:
+    if out is None:
+        return bytearray(size)
+    if len(out) < size:
+        out.extend(bytes(max(size, SCRATCH_GROWTH * len(out)) - len(out)))
+    return out
+
+
+def _build_gathering(values, keys, count: int, ts, base_ts: int, max_ts: int, codec: int,
+                     level, out, header_data, header_lengths, *, log_append_time: bool,
+                     now_ms: int, **fields):
+    """The fast path: C gathers keys and values straight from the lists (csrc/pyobjects.c).
+    None when an item is not bytes/None; build_batch then takes the copying path."""
+    if log_append_time:
+        max_ts = now_ms
+    header = _ffi.new_header(last_offset_delta=count - 1, base_timestamp=base_ts,
+                             max_timestamp=max_ts, records_count=count, **fields)
+    if codec == _codecs.NONE and out is not None:
+        size = _ffi.build_batch_sequences(out, header, count, ts, keys, values, header_data,
+                                          header_lengths)
+        if size is not None:
+            return memoryview(out)[:size]
+    sizes = _ffi.sequences_size(keys, values, count)
+    if sizes is None:
+        return None
+    bound = _ffi.records_size_bound(count, sizes[0], sizes[1], len(header_data or b""))
+    if codec == _codecs.NONE:
+        buf = _scratch(out, HEADER_SIZE + bound)
+        size = _ffi.build_batch_sequences(buf, header, count, ts, keys, values, header_data,
+                                          header_lengths)
+        assert size is not None, "sized buffer refused"
+        if out is not None:
+            return memoryview(buf)[:size]
+        del buf[size:]
+        return buf
+    region = bytearray(bound)
+    used = _ffi.encode_records_sequences(region, count, base_ts, ts, keys, values, header_data,
+                                         header_lengths)
+    buf = bytearray(HEADER_SIZE)
+    buf += _codecs.compress(codec, memoryview(region)[:used], level)
+    _ffi.seal_batch(buf, header)
+    return buf
 
 
 def build_control_batch(control_type: int, producer_id: int, producer_epoch: int,
