@@ -138,6 +138,9 @@ class Log:
         self._scheduler = scheduler
         self._owns_scheduler = False
         self._standalone = False
+        # Called after delete_records_before or a truncation moved the log start offset; the
+        # owner persists it at once (retention needs no call: the first segment's base says it).
+        self.on_log_start_change: Callable[[Log], None] | None = None
         if self.config.flush_ms < LONG_FLUSH_DISABLED:
             self._schedule_flush_check()
 
@@ -257,8 +260,11 @@ class Log:
     def append(self, values, keys=None, headers=None, timestamps=None, *, compression=0,
                durable: bool = False, **batch_fields) -> AppendInfo:
         """Build one batch from the records and append it (offsets assigned here)."""
+        scratch = getattr(_SCRATCH, "buffer", None)
+        if scratch is None:
+            scratch = _SCRATCH.buffer = bytearray(SCRATCH_BYTES_INITIAL)
         batch = record_batch.build_batch(values, keys, headers, timestamps,
-                                         compression=compression, **batch_fields)
+                                         compression=compression, out=scratch, **batch_fields)
         return self.append_batch(batch, validate=False, durable=durable)
 
     def append_batch(self, batch, *, assign_offsets: bool = True, validate: bool = True,
@@ -586,13 +592,17 @@ class Log:
         new = LogSegment(self.directory, offset, self.config, active=True,
                          created_ms=self.time_ms())
         self._table = _SegmentTable.of([new])
-        self._log_start_offset = offset
         self._after_truncate(offset, [s.base_offset for s in old])
+        if self._log_start_offset != offset:
+            self._log_start_offset = offset
+            self._persist_log_start()
         return offset
 
     def _after_truncate(self, new_end: int, deleted: list[int]) -> None:
         self._log_end_offset = new_end
-        self._log_start_offset = min(self._log_start_offset, new_end)   # as Kafka's truncateTo
+        if new_end < self._log_start_offset:
+            self._log_start_offset = new_end                          # as Kafka's truncateTo
+            self._persist_log_start()
         self.recovery_point = min(self.recovery_point, new_end)
         self._dir_dirty = True
         _remove_snapshots_from(self.directory, new_end)
@@ -611,9 +621,14 @@ class Log:
             if offset > self._log_start_offset:
                 self._log_start_offset = offset
                 self._delete_segments(lambda seg, nxt: nxt is not None and nxt <= offset)
-                if self._standalone:
-                    self._write_standalone_checkpoints()
+                self._persist_log_start()
             return self._log_start_offset
+
+    def _persist_log_start(self) -> None:
+        if self._standalone:
+            self._write_standalone_checkpoints()
+        elif self.on_log_start_change is not None:
+            self.on_log_start_change(self)
 
     def apply_retention(self) -> int:
         """Delete old segments by retention.ms and retention.bytes; returns how many."""
@@ -693,6 +708,10 @@ class Log:
 
 
 LONG_FLUSH_DISABLED = 2 ** 62
+# Per-thread reusable batch buffer for Log.append: building into it and writing from it keeps the
+# hot loop free of large allocations (fresh zeroed pages cost as much as the write itself).
+_SCRATCH = threading.local()
+SCRATCH_BYTES_INITIAL = 1 << 20
 
 
 def _largest_timestamp(segment: LogSegment) -> int:

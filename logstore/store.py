@@ -99,6 +99,7 @@ class LogStore:
         self.default_config = LogConfig.from_dict(config or {})
         self.time_ms = time_ms
         self._lock = threading.RLock()
+        self._checkpoint_lock = threading.Lock()   # checkpoint maps and files; never nests
         self._dir_lock = DirectoryLock(self.path)
         self._dir_lock.acquire()
         self._closed = False
@@ -228,8 +229,9 @@ class LogStore:
                     dst = f"{src}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
                     os.rename(src, dst)
                     doomed.append(dst)
-                self._recovery_points.pop((name, partition), None)
-                self._start_offsets.pop((name, partition), None)
+                with self._checkpoint_lock:
+                    self._recovery_points.pop((name, partition), None)
+                    self._start_offsets.pop((name, partition), None)
             del self._topics[name]
             self._save_topics()
             fsutil.fsync_dir(self.path)
@@ -274,8 +276,19 @@ class LogStore:
                       log_start_offset=self._start_offsets.get(key, 0),
                       clean_shutdown=self.clean_shutdown, scheduler=self.scheduler,
                       time_ms=self.time_ms)
+            log.on_log_start_change = self._log_start_changed
             self._logs[key] = log
             return log
+
+    def _log_start_changed(self, log: Log) -> None:
+        """Persist a log start offset moved by DeleteRecords or truncation right away, so a
+        crash cannot bring back records the caller deleted."""
+        with self._checkpoint_lock:
+            for key, open_log in list(self._logs.items()):
+                self._start_offsets[key] = open_log.log_start_offset
+            self._start_offsets[(log.topic, log.partition)] = log.log_start_offset
+            checkpoint.write_checkpoint(
+                os.path.join(self.path, checkpoint.LOG_START_OFFSET_FILE), self._start_offsets)
 
     def open_logs(self) -> list[Log]:
         return list(self._logs.values())
@@ -295,20 +308,22 @@ class LogStore:
         return sum(log.apply_retention() for log in self.open_logs())
 
     def write_checkpoints(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            for key, log in self._logs.items():
+        """Write the three checkpoint files. Takes only the checkpoint lock (never the store
+        lock), so a Log holding its own lock may call in through _log_start_changed."""
+        if self._closed:
+            return
+        with self._checkpoint_lock:
+            logs = list(self._logs.items())
+            for key, log in logs:
                 self._recovery_points[key] = log.recovery_point
                 self._start_offsets[key] = log.log_start_offset
-            points = dict(self._recovery_points)
-            starts = dict(self._start_offsets)
-            hws = {key: log.high_watermark for key, log in self._logs.items()}
-        checkpoint.write_checkpoint(os.path.join(self.path, checkpoint.RECOVERY_POINT_FILE),
-                                    points)
-        checkpoint.write_checkpoint(os.path.join(self.path, checkpoint.LOG_START_OFFSET_FILE),
-                                    starts)
-        checkpoint.write_checkpoint(os.path.join(self.path, checkpoint.HIGH_WATERMARK_FILE), hws)
+            hws = {key: log.high_watermark for key, log in logs}
+            checkpoint.write_checkpoint(
+                os.path.join(self.path, checkpoint.RECOVERY_POINT_FILE), self._recovery_points)
+            checkpoint.write_checkpoint(
+                os.path.join(self.path, checkpoint.LOG_START_OFFSET_FILE), self._start_offsets)
+            checkpoint.write_checkpoint(
+                os.path.join(self.path, checkpoint.HIGH_WATERMARK_FILE), hws)
 
     def close(self) -> None:
         """Flush and close every log, write the checkpoints and the clean-shutdown marker."""
