@@ -511,6 +511,45 @@ class Log:
                 if rc != _ffi.SCAN_OUTPUT_FULL:
                     break
 
+    # -- aborted transactions (.txnindex) ---------------------------------------------------
+
+    def append_aborted_txn(self, txn) -> None:
+        """Record an aborted transaction (logstore.txn_index.AbortedTxn) in the active segment,
+        the one holding its ABORT marker. Caller holds self.lock, right after the marker."""
+        segment = self.active_segment
+        if not segment.base_offset <= txn.last_offset < segment.next_offset:
+            raise InvalidRecord(f"{self.name}: abort marker offset {txn.last_offset} is not in "
+                                f"the active segment [{segment.base_offset}, "
+                                f"{segment.next_offset})")
+        segment.txn_index.append(txn)
+
+    def collect_aborted_transactions(self, fetch_offset: int,
+                                     upper_offset: int) -> list[tuple[int, int]]:
+        """[(producer_id, first_offset)] of aborted transactions overlapping
+        [fetch_offset, upper_offset), from the .txnindex of the segment holding fetch_offset
+        onward (entries live in the segment of their marker), as Kafka's
+        LocalLog.collectAbortedTransactions."""
+        table = self._table
+        found: list[tuple[int, int]] = []
+        for segment in table.segments[table.floor_index(fetch_offset):]:
+            # Later segments are searched too: an abort whose marker lies past upper_offset may
+            # have started below it. An entry whose LSO reached upper_offset ends the search.
+            entries, stop = segment.txn_index.collect(fetch_offset, upper_offset)
+            found += entries
+            if stop:
+                break
+        return found
+
+    def txn_index_entries(self, segment_base: int | None = None) -> list:
+        """Every AbortedTxn of one segment (or of all), for checks and repairs."""
+        return [e for s in self._table.segments
+                if segment_base is None or s.base_offset == segment_base
+                for e in s.txn_index.entries()]
+
+    def segment_holding(self, offset: int) -> LogSegment:
+        table = self._table
+        return table.segments[table.floor_index(offset)]
+
     # -- timestamps -------------------------------------------------------------------------
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:

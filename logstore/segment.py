@@ -215,14 +215,19 @@ class LogSegment:
     def flush(self) -> None:
         """fdatasync the .log so that every batch appended before the call is durable.
 
-        Indexes are not synced here: a segment past the recovery point is rebuilt from its .log
-        after an unclean shutdown, and a segment's indexes are synced once when it rolls."""
+        The offset and time indexes are not synced here: a segment past the recovery point is
+        rebuilt from its .log after an unclean shutdown, and a segment's indexes are synced once
+        when it rolls. The .txnindex is synced when it changed."""
         with self._fd_lock:
-            if self._closed or self.flushed_size == self.size:
+            if self._closed:
                 return
-            size = self.size
-            _ffi.fdatasync(self.fd, f"fdatasync {self.log_path}")
-            self.flushed_size = size
+            if self.flushed_size != self.size:
+                size = self.size
+                _ffi.fdatasync(self.fd, f"fdatasync {self.log_path}")
+                self.flushed_size = size
+            # Aborted-transaction entries cannot be rebuilt from the .log alone (they need the
+            # producer state), so a changed .txnindex is synced with its data.
+            self.txn_index.flush()
 
     def flush_all(self) -> None:
         """flush() plus an fsync of the three index files (recovery, close)."""

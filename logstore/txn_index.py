@@ -48,6 +48,7 @@ class TransactionIndex:
         self.base_offset = base_offset
         self._data = b""
         self._fd: int | None = None
+        self.dirty = False           # appended or truncated since the last fsync
         if os.path.exists(path):
             with open(path, "rb") as f:
                 data = f.read()
@@ -85,6 +86,7 @@ class TransactionIndex:
         encoded = txn.encode()
         _ffi.pwrite_all(self._file(), encoded, len(self._data), f"append {self.path}")
         self._data += encoded
+        self.dirty = True
 
     def collect(self, fetch_offset: int, upper_offset: int) -> tuple[list[tuple[int, int]], bool]:
         """([(producer_id, first_offset)], reached_upper) for read_committed fetches."""
@@ -106,12 +108,14 @@ class TransactionIndex:
         self._data = self._data[:length]
         if self._fd is not None or os.path.exists(self.path):
             _ffi.ftruncate(self._file(), length, f"truncate {self.path}")
+            self.dirty = True
 
     def check(self) -> int | None:
         return _ffi.txn_index_check(self._data, self.base_offset)
 
     def flush(self) -> None:
-        if self._fd is not None:
+        if self._fd is not None and self.dirty:
+            self.dirty = False
             _ffi.fsync(self._fd, f"fsync {self.path}")
 
     def close(self) -> None:

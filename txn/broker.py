@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -60,6 +61,14 @@ BROKER_DEFAULTS: dict[str, object] = {
     "auto.create.topics.enable": True,
     "num.partitions": 1,
 }
+
+
+def _logged(fn, *args):
+    try:
+        return fn(*args)
+    except Exception:  # noqa: BLE001 - a failing listener must not stop later completions
+        logger.exception("transaction completion %r failed", fn)
+        raise
 
 
 def java_string_hash(text: str) -> int:
@@ -135,6 +144,14 @@ class BrokerState:
                 "producer_id_block_end": self._block_end}
         fsutil.atomic_write(self.path, json.dumps(data).encode())
 
+    def run_completion(self, fn, *args) -> Future:
+        """Run fn(*args) on the completion thread (in submission order)."""
+        return self._completions.submit(_logged, fn, *args)
+
+    def wait_for_completions(self, timeout_s: float | None = None) -> None:
+        """Return once every completion submitted before the call has run."""
+        self._completions.submit(lambda: None).result(timeout_s)
+
     def next_producer_id(self) -> int:
         with self._lock:
             if self._next_id >= self._block_end:
@@ -182,6 +199,9 @@ class Broker:
         self._refs = 0
         self.closed = False
         self.store = LogStore(path, topic_defaults, time_ms=time_ms, background=background)
+        # One thread runs transaction-completion work (marker listeners) in order, outside every
+        # partition and coordinator lock, as Kafka's scheduleHandleTxnCompletion.
+        self._completions = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txn-completion")
         try:
             self.state = BrokerState(self.store.path)
             self._partitions: dict[tuple[str, int], object] = {}
@@ -192,6 +212,7 @@ class Broker:
             self.transaction_coordinator = TransactionCoordinator(self)
             self._schedule_tasks()
         except BaseException:
+            self._completions.shutdown(wait=True)
             self.store.close()
             raise
 
@@ -240,6 +261,14 @@ class Broker:
     def offsets_partition(self, group_id: str) -> int:
         return partition_for(group_id, self.config["offsets.topic.num.partitions"])
 
+    def run_completion(self, fn, *args) -> Future:
+        """Run fn(*args) on the completion thread (in submission order)."""
+        return self._completions.submit(_logged, fn, *args)
+
+    def wait_for_completions(self, timeout_s: float | None = None) -> None:
+        """Return once every completion submitted before the call has run."""
+        self._completions.submit(lambda: None).result(timeout_s)
+
     def next_producer_id(self) -> int:
         return self.state.next_producer_id()
 
@@ -278,6 +307,7 @@ class Broker:
             self.closed = True
             self.store.scheduler.shutdown()
             try:
+                self._completions.shutdown(wait=True)
                 self.transaction_coordinator.close()
                 self.group_coordinator.close()
                 for partition in self.open_partitions():
@@ -289,6 +319,7 @@ class Broker:
         """Let go without flushing or snapshots: the state kill -9 leaves (tests)."""
         with self._lock:
             self.closed = True
+            self._completions.shutdown(wait=False, cancel_futures=True)
             self.store.abandon()
         with Broker._registry_lock:
             if Broker._registry.get(os.path.realpath(self.path)) is self:
