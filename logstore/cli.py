@@ -29,8 +29,24 @@ a traceback (set LOGSTORE_DEBUG=1 to get one for an unexpected internal error).
 Bytes in JSON output (consume --json, dump --json): valid UTF-8 becomes a string, anything else
 an object {"base64": "..."} (never ambiguous with a string), null stays null.
 
+Choices worth knowing:
+  - produce: a line is a record (only "\\n" is stripped, so "\\r" stays); with --key-separator
+    a line without the separator is an error, after every line before it is written; batches
+    that turn out too large for the topic (max.message.bytes, segment.bytes) are split in
+    halves, as Kafka's producer splits them; the codec defaults to the topic's
+    compression.type when that names one. Keyless batches start at a random partition and
+    rotate (Kafka's sticky partitioner also starts at random).
+  - consume: starts at the log start offset (kafka-console-consumer starts at the end), is
+    read_uncommitted (this layer has no last stable offset: records of aborted transactions
+    are printed; markers are not) and stops at the high watermark.
+  - dump exits 0 even when it reports corruption: it describes; `verify` judges.
+  - recover --full removes the clean-shutdown marker and the recovery-point checkpoint (under
+    the directory lock) so that every segment is CRC-scanned: the repair for damage found by
+    `verify` in a store that was closed cleanly.
+
 Thread-safety: `main` runs one command in the calling thread and opens the store only for the
-duration of that command.
+duration of that command; it attaches a stderr handler to the "logstore" logger meanwhile and
+restores the logger afterwards, so do not run two `main` calls concurrently in one process.
 """
 
 from __future__ import annotations
@@ -105,7 +121,11 @@ class Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (the console script passes it to sys.exit)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    handler = _install_log_handler()
+    with _log_to_stderr():
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     try:
         return _run(argv)
     except SystemExit as exc:                # --help, --version, or an external command
@@ -130,8 +150,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _fail(f"internal error: {type(exc).__name__}: {exc} "
                      f"(set {DEBUG_ENV}=1 for the traceback)", EXIT_ERROR)
-    finally:
-        logging.getLogger("logstore").removeHandler(handler)
 
 
 def _run(argv: list[str]) -> int:
@@ -163,15 +181,24 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def _install_log_handler() -> logging.Handler:
-    """Storage-layer warnings (e.g. recovery cutting a torn tail) go to stderr, one line each."""
+@contextlib.contextmanager
+def _log_to_stderr() -> Iterator[None]:
+    """Storage-layer warnings (e.g. recovery cutting a torn tail) go to stderr, one line each,
+    for the duration of the command; the logger's previous state is restored afterwards (main
+    may run in-process, inside an application or a test)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
     logger = logging.getLogger("logstore")
+    saved = logger.propagate, logger.level
     logger.addHandler(handler)
     logger.propagate = False
     logger.setLevel(logging.WARNING)
-    return handler
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = saved[0]
+        logger.setLevel(saved[1])
 
 
 def _set_log_level(args: argparse.Namespace) -> None:
@@ -447,7 +474,7 @@ def register_produce(sub) -> None:
                          help="append everything to partition N")
     produce.add_argument("--key-separator", metavar="SEP",
                          help="split each line at the first SEP into key and value (a line "
-                              "without SEP is an error)")
+                              "without SEP is an error; the lines before it are written)")
     produce.add_argument("--compression", choices=tuple(compression.CODECS_BY_NAME),
                          help="batch compression (default: the topic's compression.type "
                               "when it names a codec, else none)")
@@ -468,7 +495,11 @@ def read_line_batches(stream, separator: bytes | None, bytes_max: int,
         if separator is not None:
             key, found, line = line.partition(separator)
             if not found:
-                raise CliError(f"line {number} has no key separator {separator!r}")
+                if batch:
+                    yield batch          # every line before the bad one is written
+                raise CliError(f"line {number} has no key separator "
+                               f"{os.fsdecode(separator)!r}; the {number - 1} lines before it "
+                               "were written")
         cost = len(line) + len(key or b"") + RECORD_OVERHEAD_MAX
         if batch and (len(batch) >= records_max or size + cost > bytes_max):
             yield batch
@@ -854,8 +885,10 @@ def cmd_recover(args: argparse.Namespace) -> int:
     kind = store_dir_kind(args.dir, allow_partition=True)
     if args.full:
         force_full_recovery(args.dir)
+    recovery_logger = logging.getLogger("logstore.recovery")
+    saved_level = recovery_logger.level
     if not args.verbose:      # the report below says it; the storage layer's warnings repeat it
-        logging.getLogger("logstore.recovery").setLevel(logging.ERROR)
+        recovery_logger.setLevel(logging.ERROR)
     try:
         if kind == "partition":
             with Log.open(args.dir) as log:
@@ -863,7 +896,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
         else:
             entries = _recover_store(args.dir)
     finally:
-        logging.getLogger("logstore.recovery").setLevel(logging.NOTSET)
+        recovery_logger.setLevel(saved_level)
     if args.json:
         emit_json(entries)
         return EXIT_OK

@@ -16,8 +16,9 @@ kafka-dump-log's style and `to_json(event)` as one JSON line. Bytes render as fo
 rule as `logstore consume --json`): None is null; bytes that are valid UTF-8 become a string;
 anything else becomes {"base64": "<standard base64>"}, an object, so it can never be mistaken
 for a string. In text output, control characters and backslashes of UTF-8 text are escaped
-(\\n, \\t, \\x1b, \\\\) so one record stays on one line, and non-UTF-8 bytes print as
-`base64:<...>`.
+(\\n, \\t, \\x1b, \\\\) so one record stays on one line, non-UTF-8 bytes print as
+`base64:<...>`, a null value prints as `null` and a null key is left out (as kafka-dump-log
+leaves it out).
 
 A damaged file is reported, never raised: a tail that does not frame as a batch (too short for
 a header, a length below 14, a batch running past the end of the file, a magic other than 2, a

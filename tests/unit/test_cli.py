@@ -13,8 +13,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import textwrap
@@ -23,7 +25,7 @@ from typing import NamedTuple
 import pytest
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
-from logstore import cli, record_batch
+from logstore import _ffi, cli, record_batch, txn_index
 from logstore.log import CLEAN_SHUTDOWN_FILE, Log
 from logstore.store import LogStore
 
@@ -47,6 +49,16 @@ class Result(NamedTuple):
 @pytest.fixture
 def data_dir(tmp_path) -> str:
     return str(tmp_path / "data")
+
+
+@pytest.fixture
+def damaged(tmp_path) -> str:
+    """A directory for data damaged on purpose: removed before the autouse checker runs,
+    even when the test fails half-way."""
+    path = tmp_path / "damaged"
+    path.mkdir()
+    yield str(path)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -303,10 +315,14 @@ def test_keyless_batches_rotate_over_the_partitions(run, data_dir):
 def test_a_line_without_the_key_separator_is_an_error(run, data_dir):
     run("topics", "create", "t", "--dir", data_dir)
     result = run("produce", "t", "--key-separator", "=", "--dir", data_dir,
-                 stdin=b"a=1\nno separator\n")
+                 stdin=b"a=1\nb=2\nno separator\nc=3\n")
     assert result.code == 1
-    assert "logstore: error: line 2 has no key separator" in result.err
+    assert "produced 2 records to topic 't' (partition 0: offsets 0-1)" in result.err
+    assert "logstore: error: line 3 has no key separator '='; the 2 lines before it were " \
+           "written" in result.err
     assert "Traceback" not in result.err
+    assert [(r.key, r.value) for r in records_in(data_dir, "t", 0)] == [(b"a", b"1"),
+                                                                        (b"b", b"2")]
 
 
 def test_batches_too_large_for_the_topic_are_split_and_a_huge_line_is_refused(
@@ -395,8 +411,8 @@ def test_dump_json_has_every_header_field(run, tmp_path):
     assert {"directory", "segment", "segment_end", "offset_index", "time_index"} <= kinds
 
 
-def test_dump_reports_a_partial_tail_and_a_bad_crc_without_a_traceback(run, tmp_path):
-    part = str(tmp_path / "broken-0")
+def test_dump_reports_a_partial_tail_and_a_bad_crc_without_a_traceback(run, damaged):
+    part = os.path.join(damaged, "broken-0")
     with Log.open(part) as log:
         for i in range(3):
             log.append([b"value-%d" % i] * 4)
@@ -424,7 +440,6 @@ def test_dump_reports_a_partial_tail_and_a_bad_crc_without_a_traceback(run, tmp_
         f.write(b"\x00" * 40)
     garbage = run("dump", part)
     assert garbage.code == 0 and "invalid bytes at position" in garbage.text
-    shutil.rmtree(part)
 
 
 def test_dump_works_on_a_directory_another_owner_has_open(run, data_dir):
@@ -434,6 +449,8 @@ def test_dump_works_on_a_directory_another_owner_has_open(run, data_dir):
         result = run("dump", os.path.join(data_dir, "t-0"), "--records")
         assert result.code == 0
         assert "payload: live" in result.text
+        whole_store = run("dump", data_dir).text          # a data directory: every partition
+        assert f"Partition directory {os.path.join(data_dir, 't-0')}: 1 segment(s)" in whole_store
         locked = run("topics", "list", "--dir", data_dir)
         assert locked.code == 1 and "is locked by" in locked.err
 
@@ -450,6 +467,27 @@ def test_dump_of_index_files_lists_their_entries(run, tmp_path):
     assert len(offsets) == 6
     times = run("dump", prefix + ".timeindex").text.splitlines()
     assert "timestamp: 1001 offset: 1" in times
+
+
+def test_dump_summarises_txn_index_and_producer_snapshot(run, tmp_path):
+    part = str(tmp_path / "txn-0")
+    write_transactional_partition(part)       # offsets 4 (data) and 5 (ABORT) are the abort
+    with open(os.path.join(part, "00000000000000000000.txnindex"), "wb") as f:
+        f.write(txn_index.AbortedTxn(42, 4, 5, 6).encode())
+    entry = struct.pack(">qhiqiqiq", 42, 3, 10, 4, 0, 1_000, 6, -1)
+    body = struct.pack(">i", 1) + entry
+    snapshot = struct.pack(">hI", 1, _ffi.crc32c(body)) + body
+    with open(os.path.join(part, "00000000000000000007.snapshot"), "wb") as f:
+        f.write(snapshot)
+    text = run("dump", part).text
+    assert "1 aborted transaction(s)" in text
+    assert ("version: 0 producerId: 42 firstOffset: 4 lastOffset: 5 lastStableOffset: 6"
+            in text)
+    assert "offset 7 version 1 crc: " in text and "isvalid: true producers: 1" in text
+    assert ("producerId: 42 producerEpoch: 3 lastSequence: 10 lastOffset: 4 offsetDelta: 0 "
+            "timestamp: 1000 coordinatorEpoch: 6 currentTxnFirstOffset: -1") in text
+    [snap] = [e for e in run("dump", part, "--json").json_lines() if e["type"] == "snapshot"]
+    assert snap["crc_valid"] and snap["producers"][0]["producer_id"] == 42
 
 
 def test_dump_errors(run, tmp_path):
@@ -620,6 +658,21 @@ def test_external_commands_are_imported_lazily_and_get_the_rest_of_the_line(
     assert sys.modules["fake_cli_ext"].CALLS == [["--quick", "x"]]
     assert run("ghost").code == 2
     monkeypatch.delitem(sys.modules, "fake_cli_ext")
+
+
+def test_storage_warnings_go_to_stderr_and_logging_is_left_as_found(run, data_dir):
+    run("topics", "create", "t", "--dir", data_dir)
+    store = LogStore(data_dir, background=False)
+    store.log("t", 0).append([b"a"] * 3)
+    store.abandon()
+    path = log_files(os.path.join(data_dir, "t-0"))[0]
+    os.truncate(path, os.path.getsize(path) - 1)
+    logger = logging.getLogger("logstore")
+    before = (logger.propagate, logger.level, list(logger.handlers))
+    result = run("consume", "t", "--dir", data_dir)     # opening the log recovers it
+    assert result.code == 0 and result.out == b""
+    assert "logstore: WARNING: " in result.err and "recovery cut" in result.err
+    assert (logger.propagate, logger.level, list(logger.handlers)) == before
 
 
 def test_an_unexpected_internal_error_is_one_line(run, data_dir, monkeypatch):
