@@ -16,8 +16,9 @@ without the store lock, so it works on a directory another process has open.
 
 Structure: each command is one `register_<name>(subparsers)` function in COMMANDS that adds its
 parser and sets `func`. Commands implemented outside this package are listed in
-EXTERNAL_COMMANDS as "module:function" and registered only when the module can be found; they
-are imported when run and receive the rest of the command line: `main(argv) -> int | None`.
+EXTERNAL_COMMANDS as "module:function" and registered only when the module can be found
+(installed, or a file of the source checkout: bench/ is not an installed package); they are
+imported when run and receive the rest of the command line: `main(argv) -> int | None`.
 
 Output: data on stdout; summaries, progress and errors on stderr. Progress is one
 self-overwriting line, shown only when stderr is a terminal (and, for `dump`, only when stdout
@@ -97,6 +98,10 @@ EXTERNAL_COMMANDS = (
     ("demo", "logstore.demo:main", "run the demo"),
     ("bench", "bench.run:main", "run the benchmarks"),
 )
+# The directory that holds the logstore package. In a source checkout (the editable install of
+# `make venv`) bench/ lives here, next to logstore/, without being an installed package; an
+# external command found only here is run with this directory appended to sys.path.
+SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class UsageError(Exception):
@@ -222,19 +227,27 @@ def build_parser(externals: Iterable[tuple[str, str, str]] = ()) -> Parser:
 
 def available_external_commands() -> list[tuple[str, str, str]]:
     """The EXTERNAL_COMMANDS whose module exists (found without importing it)."""
-    found = []
-    for name, target, help_text in EXTERNAL_COMMANDS:
-        module = target.partition(":")[0]
-        try:
-            if importlib.util.find_spec(module) is not None:
-                found.append((name, target, help_text))
-        except (ImportError, ValueError):
-            continue
-    return found
+    return [(name, target, help_text) for name, target, help_text in EXTERNAL_COMMANDS
+            if _importable(target.partition(":")[0]) or _in_source_root(target)]
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):          # a parent package is missing
+        return False
+
+
+def _in_source_root(target: str) -> bool:
+    """The module is a file of the source checkout next to logstore/ (e.g. bench/run.py)."""
+    base = os.path.join(SOURCE_ROOT, *target.partition(":")[0].split("."))
+    return os.path.isfile(base + ".py") or os.path.isfile(os.path.join(base, "__init__.py"))
 
 
 def run_external(target: str, argv: list[str]) -> int:
     module_name, _, function_name = target.partition(":")
+    if not _importable(module_name) and SOURCE_ROOT not in sys.path:
+        sys.path.append(SOURCE_ROOT)           # after everything installed: never shadows it
     function = getattr(importlib.import_module(module_name), function_name)
     result = function(argv)
     return result if isinstance(result, int) else EXIT_OK

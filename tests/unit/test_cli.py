@@ -629,15 +629,15 @@ def test_a_second_process_on_a_locked_dir_is_told_who_holds_it(tmp_path):
     assert f"locked by pid {os.getpid()} on " in err
 
 
-def test_absent_demo_and_bench_modules_are_not_registered(run):
+def test_demo_and_bench_are_registered_exactly_when_their_modules_exist(run):
     names = [name for name, _, _ in cli.available_external_commands()]
     for name, target, _ in cli.EXTERNAL_COMMANDS:
-        module = target.partition(":")[0]
-        present = any(os.path.exists(os.path.join(root, *module.split(".")) + ".py")
-                      for root in sys.path if root)
-        assert (name in names) == present
-    if "demo" not in names:
-        assert run("demo").code == 2
+        module = target.partition(":")[0].split(".")
+        present = any(os.path.exists(os.path.join(root, *module) + ".py")
+                      for root in sys.path + [cli.SOURCE_ROOT] if root)
+        assert (name in names) == present, name
+        if not present:
+            assert run(name).code == 2
 
 
 def test_external_commands_are_imported_lazily_and_get_the_rest_of_the_line(
@@ -657,7 +657,23 @@ def test_external_commands_are_imported_lazily_and_get_the_rest_of_the_line(
     assert result.code == 7
     assert sys.modules["fake_cli_ext"].CALLS == [["--quick", "x"]]
     assert run("ghost").code == 2
-    monkeypatch.delitem(sys.modules, "fake_cli_ext")
+    sys.modules.pop("fake_cli_ext", None)
+
+
+def test_external_commands_are_found_in_the_source_checkout(run, tmp_path, monkeypatch):
+    # bench/ sits next to logstore/ in a checkout but is not an installed package.
+    (tmp_path / "checkout" / "fake_bench_ext").mkdir(parents=True)
+    (tmp_path / "checkout" / "fake_bench_ext" / "run.py").write_text(
+        "def main(argv):\n    return 40 + len(argv)\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(cli, "SOURCE_ROOT", str(tmp_path / "checkout"))
+    monkeypatch.setattr(cli, "EXTERNAL_COMMANDS",
+                        (("fakebench", "fake_bench_ext.run:main", "a test"),))
+    assert [n for n, _, _ in cli.available_external_commands()] == ["fakebench"]
+    assert run("fakebench", "--quick").code == 41
+    assert sys.path[-1] == str(tmp_path / "checkout")
+    for name in ("fake_bench_ext", "fake_bench_ext.run"):
+        sys.modules.pop(name, None)
 
 
 def test_storage_warnings_go_to_stderr_and_logging_is_left_as_found(run, data_dir):
