@@ -681,7 +681,8 @@ def _build_gathering(values, keys, count: int, ts, base_ts: int, max_ts: int, co
         buf = _scratch(out, HEADER_SIZE + bound)
         size = _ffi.build_batch_sequences(buf, header, count, ts, keys, values, header_data,
                                           header_lengths)
-        assert size is not None, "sized buffer refused"
+        if size is None:
+            return None        # another thread changed the lists since they were sized
         if out is not None:
             return memoryview(buf)[:size]
         del buf[size:]
