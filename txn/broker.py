@@ -144,6 +144,19 @@ class BrokerState:
                 "producer_id_block_end": self._block_end}
         fsutil.atomic_write(self.path, json.dumps(data).encode())
 
+    def notify_data(self) -> None:
+        """Wake long-polling consumers: new data or a marker was appended somewhere."""
+        with self.data_cond:
+            self.data_version += 1
+            self.data_cond.notify_all()
+
+    def wait_for_data(self, seen_version: int, timeout_s: float) -> int:
+        """Block until data_version moves past seen_version or the timeout; returns it."""
+        with self.data_cond:
+            if self.data_version == seen_version and timeout_s > 0:
+                self.data_cond.wait(timeout_s)
+            return self.data_version
+
     def run_completion(self, fn, *args) -> Future:
         """Run fn(*args) on the completion thread (in submission order)."""
         return self._completions.submit(_logged, fn, *args)
@@ -198,6 +211,10 @@ class Broker:
         self._lock = threading.RLock()
         self._refs = 0
         self.closed = False
+        # Notified after every append and marker: consumers long-poll on it (fetch.wait.max.ms)
+        # instead of spinning. `data_version` counts notifications.
+        self.data_cond = threading.Condition()
+        self.data_version = 0
         self.store = LogStore(path, topic_defaults, time_ms=time_ms, background=background)
         # One thread runs transaction-completion work (marker listeners) in order, outside every
         # partition and coordinator lock, as Kafka's scheduleHandleTxnCompletion.
@@ -260,6 +277,19 @@ class Broker:
 
     def offsets_partition(self, group_id: str) -> int:
         return partition_for(group_id, self.config["offsets.topic.num.partitions"])
+
+    def notify_data(self) -> None:
+        """Wake long-polling consumers: new data or a marker was appended somewhere."""
+        with self.data_cond:
+            self.data_version += 1
+            self.data_cond.notify_all()
+
+    def wait_for_data(self, seen_version: int, timeout_s: float) -> int:
+        """Block until data_version moves past seen_version or the timeout; returns it."""
+        with self.data_cond:
+            if self.data_version == seen_version and timeout_s > 0:
+                self.data_cond.wait(timeout_s)
+            return self.data_version
 
     def run_completion(self, fn, *args) -> Future:
         """Run fn(*args) on the completion thread (in submission order)."""

@@ -154,6 +154,7 @@ class TxnPartition:
         producer_id = header.producer_id
         if producer_id < 0:
             info = self.log.append_batch(buf, validate=False, durable=durable)
+            self.broker.notify_data()
             return AppendResult(info.first_offset, info.last_offset, info.log_append_time_ms,
                                 info.records_count)
         transactional = bool(header.attributes & ATTR_TRANSACTIONAL)
@@ -170,6 +171,7 @@ class TxnPartition:
                 self._check_guard(producer_id, guard)
             info = self.log.append_batch(buf, validate=False)
             self.producers.update(prepared, info.first_offset, info.last_offset)
+        self.broker.notify_data()
         if durable:
             self.log.flush(info.last_offset + 1)
         return AppendResult(info.first_offset, info.last_offset, info.log_append_time_ms,
@@ -230,6 +232,7 @@ class TxnPartition:
                 self.log.append_aborted_txn(AbortedTxn(
                     producer_id, completed.first_offset, offset,
                     self.producers.last_stable_offset(completed)))
+        self.broker.notify_data()
         if durable:
             self.log.flush(offset + 1)
         for listener in self._marker_listeners:
