@@ -57,7 +57,9 @@ Invariants (checked by `check_invariants`):
     log start offset is never loaded.
 
 Thread-safety: none. The owning partition serializes every call (prepare, the log append and
-update together) under its log lock; the module keeps no global mutable state.
+update together) under its log lock; the module keeps no global mutable state. The one
+tolerated exception is an unlocked `ongoing_transactions()` peek (KIP-890 verification runs
+outside the lock): it copies its dict in one step, so it sees a consistent, possibly stale view.
 """
 
 from __future__ import annotations
@@ -454,8 +456,8 @@ class ProducerStateManager:
                 f"ongoing={len(self._ongoing)})")
 
     def _where(self, producer_id: int, offset: int | None) -> str:
-        at = "the log end" if offset is None else str(offset)
-        return f"producer {producer_id} at offset {at} in partition {self.name}"
+        at = "at the log end" if offset is None else f"at offset {offset}"
+        return f"producer {producer_id} {at} in partition {self.name}"
 
     # -- data batches ---------------------------------------------------------------------------
 
@@ -556,8 +558,10 @@ class ProducerStateManager:
     # -- transactions and offsets ---------------------------------------------------------------
 
     def ongoing_transactions(self) -> dict[int, int]:
-        """{producer id: first offset} of the open transactions, oldest first."""
-        return dict(sorted(self._ongoing.items(), key=lambda item: item[1]))
+        """{producer id: first offset} of the open transactions, oldest first. (The dict is
+        copied in one step first, so a caller peeking without the lock gets a consistent view.)"""
+        ongoing = self._ongoing.copy()
+        return dict(sorted(ongoing.items(), key=lambda item: item[1]))
 
     def first_unstable_offset(self) -> int | None:
         """The first offset of the oldest open transaction, or None (firstUndecidedOffset)."""
