@@ -43,7 +43,8 @@ PARTITION_FILES = (".lock", CLEAN_SHUTDOWN_FILE, checkpoint.RECOVERY_POINT_FILE,
                    "leader-epoch-checkpoint")
 STORE_FILES = (".lock", "meta.properties", TOPICS_FILE, CLEAN_SHUTDOWN_FILE,
                checkpoint.RECOVERY_POINT_FILE, checkpoint.LOG_START_OFFSET_FILE,
-               checkpoint.HIGH_WATERMARK_FILE)
+               checkpoint.HIGH_WATERMARK_FILE,
+               "broker-state.json")   # the embedded broker's (txn layer) producer-id block
 SCAN_CHUNK = 4096
 SNAPSHOT_HEADER = struct.Struct(">hIi")
 SNAPSHOT_ENTRY_SIZE = 46

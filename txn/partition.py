@@ -162,7 +162,8 @@ class TxnPartition:
         with self.log.lock:
             prepared = self.producers.prepare_append(
                 producer_id, header.producer_epoch, header.base_sequence,
-                header.last_offset_delta, transactional, header.max_timestamp, origin)
+                header.last_offset_delta, transactional, header.max_timestamp, origin,
+                first_offset=self.log.log_end_offset)
             if isinstance(prepared, DuplicateBatch):
                 append_time = prepared.timestamp if self.log.config.log_append_time else -1
                 return AppendResult(prepared.first_offset, prepared.last_offset, append_time,
@@ -221,7 +222,8 @@ class TxnPartition:
                                                  coordinator_epoch, now)
         with self.log.lock:
             self.producers.prepare_marker(producer_id, producer_epoch, coordinator_epoch,
-                                          AppendOrigin.COORDINATOR)
+                                          AppendOrigin.COORDINATOR,
+                                          offset=self.log.log_end_offset)
             info = self.log.append_batch(batch, validate=False)
             offset = info.first_offset
             completed = self.producers.complete_marker(producer_id, producer_epoch,
@@ -312,8 +314,7 @@ class TxnPartition:
         """Truncate the log and rebuild the producer state for what remains."""
         with self.log.lock:
             new_end = self.log.truncate_to(offset)
-            self.producers.truncate_to(new_end)
-            self._load(None)
+            self._load(None)               # load() drops snapshots above the new end
             return new_end
 
     def close(self) -> None:
