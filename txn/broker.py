@@ -251,6 +251,14 @@ class Broker:
         self.store.create_topic(topic, partitions=self.config["num.partitions"],
                                 if_not_exists=True)
 
+    def delete_topic(self, topic: str) -> None:
+        """Delete a topic: forget its open TxnPartitions (their logs close with it), then
+        remove it from the store. Transactions that included it skip its markers."""
+        with self._lock:
+            for key in [key for key in self._partitions if key[0] == topic]:
+                del self._partitions[key]
+            self.store.delete_topic(topic)
+
     def partitions_of(self, topic: str) -> int:
         return self.store.topic(topic).partitions
 
