@@ -11,7 +11,12 @@ NATIVE := logstore/.native-built
 CSRC   := $(wildcard csrc/*.c csrc/*.h) csrc/build_ffi.py
 PYTEST_ARGS ?=
 
-.PHONY: venv native demo test test-asan bench bench-quick torture serve clean distclean
+.PHONY: venv native demo test test-asan bench bench-quick torture serve kcat clean distclean
+
+# `make serve`: the Kafka wire-protocol server over DIR (override: make serve DIR=x PORT=9093).
+DIR    ?= data
+HOST   ?= 127.0.0.1
+PORT   ?= 9092
 
 venv: $(STAMP) $(NATIVE)
 
@@ -31,8 +36,17 @@ native: $(NATIVE)
 demo: venv
 	$(VENV)/bin/logstore demo
 
-test: venv
+test: venv kcat
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+# The wire tests drive kcat (Debian package `kcat`); install it when missing (CI runs as root).
+kcat:
+	@command -v kcat >/dev/null 2>&1 || { \
+	  echo "installing kcat (apt-get)"; \
+	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q kcat; }
+
+serve: venv
+	$(VENV)/bin/logstore serve --dir $(DIR) --host $(HOST) --port $(PORT)
 
 # The C core rebuilt with AddressSanitizer + UBSan, then the tests that drive it.
 test-asan: venv

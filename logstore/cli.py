@@ -97,6 +97,7 @@ PROGRESS_WIDTH_MIN = 40
 EXTERNAL_COMMANDS = (
     ("demo", "logstore.demo:main", "run the demo"),
     ("bench", "bench.run:main", "run the benchmarks"),
+    ("serve", "wire.cli:main", "serve the Kafka wire protocol over a data directory"),
 )
 # The directory that holds the logstore package. In a source checkout (the editable install of
 # `make venv`) bench/ lives here, next to logstore/, without being an installed package; an
