@@ -391,7 +391,7 @@ class RecordBatch:
         keys = _slices(data, cols.key_offsets, cols.key_lengths)
         values = _slices(data, cols.value_offsets, cols.value_lengths)
         headers = _headers(data, cols)
-        return [Record(*fields) for fields in zip(offsets, timestamps, keys, values, headers)]
+        return list(map(Record, offsets, timestamps, keys, values, headers))
 
     def control_record(self) -> ControlRecord | None:
         """The marker of a control batch (its first record), or None when it holds no records
@@ -405,6 +405,15 @@ class RecordBatch:
 
 
 def _slices(data: bytes, offsets: np.ndarray, lengths: np.ndarray) -> list[bytes | None]:
+    """data[offset:offset + length] per record, None for a length of -1. The common columns,
+    all null (no keys) or none null, skip the per-record test."""
+    if len(lengths) == 0:
+        return []
+    if lengths.max() < 0:
+        return [None] * len(lengths)
+    if lengths.min() >= 0:
+        ends = offsets + lengths           # inside the region: the decoder checked both
+        return [data[start:end] for start, end in zip(offsets.tolist(), ends.tolist())]
     return [data[start:start + n] if n >= 0 else None
             for start, n in zip(offsets.tolist(), lengths.tolist())]
 
