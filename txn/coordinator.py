@@ -43,7 +43,8 @@ Differences from Kafka, all due to embedding (callers block instead of retrying)
     overflow stays at the fence epoch; the next InitProducerId then rotates the producer id.
 
 Thread-safety: every public method may be called from any thread. `_lock` guards the two maps
-(id -> metadata, producer id -> id); each metadata has its own lock, held only while deciding
+(id -> metadata; producer id -> id, which keeps producer ids replaced by a rotation so that
+their late writes are refused); each metadata has its own lock, held only while deciding
 and applying, never during I/O and never while taking another id's lock. Lock order: an id's
 lock, then `_lock`. Markers are written with no coordinator lock held.
 """
@@ -60,8 +61,8 @@ from logstore.errors import CorruptRecord, LogstoreError, UnknownTopicOrPartitio
 from txn import failpoints, txn_log
 from txn.broker import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from txn.errors import (
-    ConcurrentTransactions, InvalidProducerIdMapping, InvalidRequest, InvalidTransactionTimeout,
-    InvalidTxnState, ProducerFenced, TransactionalIdNotFound, TxnError)
+    ConcurrentTransactions, InvalidProducerEpoch, InvalidProducerIdMapping, InvalidRequest,
+    InvalidTransactionTimeout, InvalidTxnState, ProducerFenced, TransactionalIdNotFound, TxnError)
 from txn.producer_state import AppendOrigin
 
 logger = logging.getLogger("txn.coordinator")
@@ -678,10 +679,8 @@ class TransactionCoordinator:
         meta.pending_state = None
         if transit.state in PREPARE_STATES:
             meta.has_failed_epoch_fence = False
-        if old_producer_id != meta.producer_id:
+        if old_producer_id != meta.producer_id:      # the old id stays known: fenced
             with self._lock:
-                if self._by_producer_id.get(old_producer_id) == meta.transactional_id:
-                    del self._by_producer_id[old_producer_id]
                 self._by_producer_id[meta.producer_id] = meta.transactional_id
 
     def _append(self, transactional_id: str, transit: Transit | None) -> None:
@@ -729,15 +728,29 @@ class TransactionCoordinator:
 
     def verify_partition(self, producer_id: int, producer_epoch: int, topic_partition) -> bool:
         """Whether producer_id's transaction is Ongoing at producer_epoch, includes
-        topic_partition and is not being ended (AddPartitionsToTxn v4 verifyOnly)."""
+        topic_partition and is not being ended (AddPartitionsToTxn v4 verifyOnly).
+
+        A zombie is refused as Kafka refuses its produce: an epoch below the current one
+        raises InvalidProducerEpoch (the coordinator answers PRODUCER_FENCED, which the
+        partition leader turns into INVALID_PRODUCER_EPOCH), and a producer id replaced by a
+        rotation raises InvalidProducerIdMapping."""
         with self._lock:
             meta = self._metadata.get(self._by_producer_id.get(producer_id, ""))
         if meta is None:
             return False
         topic, partition = topic_partition
         with meta.lock:
+            if meta.state is S.DEAD:
+                return False
+            if meta.producer_id != producer_id:
+                raise InvalidProducerIdMapping(
+                    f"transactional id {meta.transactional_id!r} moved from producer id "
+                    f"{producer_id} to {meta.producer_id}")
+            if producer_epoch < meta.producer_epoch:
+                raise InvalidProducerEpoch(
+                    f"transactional id {meta.transactional_id!r}: producer {producer_id} "
+                    f"epoch {producer_epoch} is fenced by epoch {meta.producer_epoch}")
             return (meta.state is S.ONGOING and meta.pending_state in (None, S.ONGOING)
-                    and meta.producer_id == producer_id
                     and meta.producer_epoch == producer_epoch
                     and (topic, partition) in meta.partitions)
 
@@ -797,8 +810,9 @@ class TransactionCoordinator:
                 with self._lock:
                     if self._metadata.get(meta.transactional_id) is meta:
                         del self._metadata[meta.transactional_id]
-                    if self._by_producer_id.get(meta.producer_id) == meta.transactional_id:
-                        del self._by_producer_id[meta.producer_id]
+                    for pid in [pid for pid, txn_id in self._by_producer_id.items()
+                                if txn_id == meta.transactional_id]:
+                        del self._by_producer_id[pid]
             logger.info("transactional id %r expired (producer id %d)", meta.transactional_id,
                         meta.producer_id)
 
@@ -865,7 +879,11 @@ class TransactionCoordinator:
                 for record in batch.records():
                     self._load_record(loaded, part.log.name, record)
         self._metadata = loaded
-        self._by_producer_id = {meta.producer_id: txn_id for txn_id, meta in loaded.items()}
+        self._by_producer_id = {}
+        for txn_id, meta in loaded.items():
+            if meta.previous_producer_id != NO_PRODUCER_ID:
+                self._by_producer_id[meta.previous_producer_id] = txn_id
+            self._by_producer_id[meta.producer_id] = txn_id
         if loaded:
             logger.info("loaded %d transactional id(s) from %s", len(loaded),
                         TRANSACTION_STATE_TOPIC)
