@@ -1,0 +1,133 @@
+"""Section `durable`: appends that return only once fdatasync'ed, against raw write+fdatasync.
+
+- batches of 1000 records (100 B and 1 KiB): `Log.append(values, durable=True)` vs
+  `os.write(fd, chunk); os.fdatasync(fd)` with chunks of the same payload size; target >= 0.9x;
+- per-message durable puts (batch of 1): records/s and latency p50/p99/p99.9 for logstore and
+  the raw loop (os.write of the one value + fdatasync); target >= 0.9x;
+- group commit: N threads doing per-message durable appends, records/s vs N, against N threads
+  doing os.write (under a lock, so appends do not interleave) + os.fdatasync each.
+"""
+
+from __future__ import annotations
+
+import os
+
+from bench import _cases, _plot
+from bench._report import MB, Group, Row, Table, Target, fmt_count, fmt_us
+from bench._section import Context, new_result, section
+from bench._timer import compare
+
+NAME = "durable"
+TARGET = Target("ratio", 0.9)
+
+
+@section(NAME, "2. durable: fdatasync per batch and per message, group commit", order=20,
+         weight_quick=9, weight_full=120)
+def run(ctx: Context):
+    result = new_result(NAME)
+    result.intro = (
+        "Every append returns only after fdatasync of its data. The limits write the same "
+        "payload with `os.write` and call `os.fdatasync` after each chunk (batch: the 1000 "
+        "values joined; message: the one value). Both append to a fresh file that grows, so "
+        "each sync also commits the file-size change, as logstore's do.")
+    thread_counts = ctx.pick((1, 4, 16), (1, 2, 4, 8, 16))
+    steps = ctx.steps(3 + len(thread_counts))
+    for size in (100, 1024):
+        label = f"{size} B" if size < 1024 else "1 KiB"
+        subject = _cases.log_append(ctx, size, durable=True,
+                                    name="logstore Log.append(durable=True)")
+        limit = _cases.raw_write_fdatasync(ctx, size, ctx.records.joined[size],
+                                           "raw os.write+fdatasync per batch")
+        cmp = compare([subject, limit], ctx.settings,
+                      on_round=steps.sub(f"durable batches {label}"))
+        steps.finish()
+        case = cmp[subject.name]
+        result.groups.append(Group(f"Durable batches of 1000 × {label}", [
+            Row(f"Log.append(durable=True), 1000 × {label}", _cases.DURABILITY_FSYNC_BATCH,
+                case.rate("records"), case.rate("bytes") / MB, cmp.ratio(subject.name,
+                                                                        limit.name),
+                limit.name, TARGET, profile=(subject, limit, case.iterations)),
+            Row(f"raw os.write+fdatasync per batch, {label} (the limit)",
+                _cases.DURABILITY_FSYNC_BATCH, cmp[limit.name].rate("records"),
+                cmp[limit.name].rate("bytes") / MB, cmp.ratio(limit.name, limit.name),
+                limit.name),
+        ]))
+        result.raw[f"durable_batch_{size}"] = cmp.to_json()
+
+    result.groups.append(per_message(ctx, result, steps))
+    result.tables.append(group_commit(ctx, result, steps, thread_counts))
+    return result
+
+
+def per_message(ctx: Context, result, steps) -> Group:
+    size = 100
+    subject = _cases.log_put_single(ctx, size, durable=True,
+                                    name="logstore Log.append([v], durable=True)")
+    limit = _cases.raw_write_fdatasync(ctx, size, ctx.records.singles(size),
+                                       "raw os.write+fdatasync per message", records=1,
+                                       latencies=True)
+    settings = ctx.settings_with(min_iterations=ctx.pick(300, 1000))
+    cmp = compare([subject, limit], settings, on_round=steps.sub("per-message durable"))
+    steps.finish()
+    result.raw["durable_message_100"] = cmp.to_json()
+    s, b = cmp[subject.name], cmp[limit.name]
+    result.tables.append(Table(
+        "Per-message durable puts (100 B): latency of each put, all rounds pooled", [
+            "Case", "Durability", "puts", "p50", "p90", "p99", "p99.9", "max"],
+        [[c.name, _cases.DURABILITY_FSYNC_MESSAGE, len(c.latencies_ns),
+          *(fmt_us(c.percentile_ns(q)) for q in (50, 90, 99, 99.9, 100))] for c in (s, b)]))
+    latency_plot(ctx, result, s, b)
+    return Group("Per-message durable puts (batch of 1), 100 B", [
+        Row("Log.append([v], durable=True), 100 B", _cases.DURABILITY_FSYNC_MESSAGE,
+            s.rate("records"), s.rate("bytes") / MB, cmp.ratio(subject.name, limit.name),
+            limit.name, TARGET, profile=(subject, limit, s.iterations)),
+        Row("raw os.write+fdatasync per message, 100 B (the limit)",
+            _cases.DURABILITY_FSYNC_MESSAGE, b.rate("records"), b.rate("bytes") / MB,
+            cmp.ratio(limit.name, limit.name), limit.name),
+    ])
+
+
+def latency_plot(ctx: Context, result, subject, limit) -> None:
+    series = {}
+    for case in (subject, limit):
+        ordered = sorted(case.latencies_ns)
+        count = len(ordered)
+        qs = [i / 200 for i in range(1, 200)] + [0.999, 0.9999]
+        series[case.name] = ([q * 100 for q in qs],
+                             [ordered[min(count - 1, int(q * count))] / 1000 for q in qs])
+    name = _plot.lines(os.path.join(ctx.out_dir, "durable_latency.png"),
+                       "Per-message durable put latency (100 B)", "percentile",
+                       "latency (µs)", series, logy=True)
+    result.plots.append((name, "Latency percentiles of per-message durable puts, logstore vs "
+                               "the raw os.write+fdatasync loop (log scale)"))
+
+
+def group_commit(ctx: Context, result, steps, thread_counts) -> Table:
+    size = 100
+    rows = []
+    xs, ours, raws = [], [], []
+    settings = ctx.settings_with(min_iterations=ctx.pick(200, 600))
+    for threads in thread_counts:
+        subject = _cases.log_group_commit(ctx, size, threads)
+        limit = _cases.raw_group_commit(ctx, size, threads)
+        cmp = compare([subject, limit], settings, on_round=steps.sub(f"{threads} threads"))
+        steps.finish()
+        ratio = cmp.ratio(subject.name, limit.name)
+        s, b = cmp[subject.name].rate("records"), cmp[limit.name].rate("records")
+        rows.append([threads, fmt_count(s), fmt_count(b), ratio.text()])
+        xs.append(threads)
+        ours.append(s)
+        raws.append(b)
+        result.raw[f"group_commit_{threads}"] = cmp.to_json()
+    name = _plot.lines(os.path.join(ctx.out_dir, "durable_group_commit.png"),
+                       "Group commit: per-message durable appends from N threads (100 B)",
+                       "threads", "records/s", {"logstore Log.append([v], durable=True)":
+                                                (xs, ours),
+                                                "raw os.write (locked) + os.fdatasync":
+                                                (xs, raws)}, logx=True)
+    result.plots.append((name, "Records/s of per-message durable appends vs the number of "
+                               "threads; logstore shares one fdatasync among waiting threads"))
+    return Table("Group commit: N threads, each appending one record per durable append "
+                 f"({_cases.DURABILITY_FSYNC_MESSAGE}); limit: N threads doing os.write under "
+                 "a lock + os.fdatasync",
+                 ["threads", "logstore records/s", "raw records/s", "ratio (min–max)"], rows)
