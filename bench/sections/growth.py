@@ -1,0 +1,413 @@
+"""Section `growth`: what changes as the log grows (it should not).
+
+One log and one raw file grow side by side from nothing to the top size (10 GiB, or a quarter of
+the free disk if that is less; quick mode 512 MiB), in batches of 100 records of 1 KiB (~100 KiB
+per append, small enough to resolve the first megabytes). At each checkpoint (1 MiB, 2 MiB, 4
+MiB, ... doubling) the section measures, interleaved with the raw baseline:
+- cost per append: windows of appends to the log and to the raw file (f.write of the joined
+  batch), alternating, median per append;
+- offset lookup: Log.read(offset, 1 byte) for random offsets over the whole log (index lookup +
+  forward scan, returning a view of the batch) vs the strongest simple equivalent: bisect over an
+  in-memory list of batch start offsets kept while writing, and a slice of an mmap of the raw
+  file;
+- process RSS (VmRSS, and its anonymous and file-backed parts) before the lookups.
+Then, separately: recovery time vs unflushed bytes. A log with a flushed, cleanly checkpointed
+prefix gets U more bytes in a new segment and is abandoned (as by kill -9: the page cache keeps
+the data); Log.open then recovers exactly that segment. Baseline: reading the U bytes raw.
+"""
+
+from __future__ import annotations
+
+import bisect
+import glob
+import mmap
+import os
+import random
+import shutil
+import statistics
+import time
+
+from logstore import checkpoint
+from logstore.log import CLEAN_SHUTDOWN_FILE, Log
+
+from bench import _env, _plot
+from bench._report import Group, Row, Table, fmt_num
+from bench._section import Context, new_result, section
+from bench._timer import Case, compare
+
+NAME = "growth"
+RECORDS = 100                      # per append
+SIZE = 1024
+TOP_BYTES_MAX = 10 << 30
+QUICK_TOP_BYTES = 512 << 20
+FIRST_CHECKPOINT = 1 << 20
+LOOKUPS = 200
+DURABILITY = "buffered (page cache, no fsync)"
+
+
+@section(NAME, "6. growth: append cost, lookup, recovery and memory as the log grows",
+         order=60, weight_quick=10, weight_full=180)
+def run(ctx: Context):
+    result = new_result(NAME)
+    free = _env.free_bytes(ctx.data_dir)
+    top = QUICK_TOP_BYTES if ctx.quick else min(TOP_BYTES_MAX, _round_down_mib(free // 4))
+    result.intro = (
+        f"Top size **{_env.human_bytes(top)}**: "
+        + ("quick mode." if ctx.quick else
+           f"10 GiB, or a quarter of the {_env.human_bytes(free)} free on the data file system "
+           "(statvfs, as df reports it) if that were less: the log and the raw file each reach "
+           "the top size, and half the free space stays free.")
+        + " Appends are batches of 100 records of 1 KiB (~100 KiB); both the log (default "
+        "segment.bytes = 1 GiB, so it rolls) and the raw file are only buffered: past the "
+        "kernel's dirty limits the page cache writes back and throttles both writers alike, "
+        "which the raw curve shows. At each checkpoint (doubling from 1 MiB): the cost per "
+        "append (windows of appends to the log and to the raw file, alternating L R, R L, L R; "
+        "median per append), the lookup of random offsets over the whole log "
+        "(`Log.read(offset, 1)`: index lookup, forward scan, a view of the batch) against a "
+        "bisect over an in-memory list of batch offsets plus an mmap slice of the raw file, and "
+        "the process's resident memory (before the lookups).")
+    steps = ctx.steps(2)
+    points = grow(ctx, top, steps.sub("growing"))
+    steps.finish()
+    recovery = recovery_vs_unflushed(ctx, steps.sub("recovery vs unflushed bytes"))
+    steps.finish()
+    report(ctx, result, points, recovery, top)
+    return result
+
+
+def _round_down_mib(n: int) -> int:
+    return max(FIRST_CHECKPOINT, n >> 20 << 20)
+
+
+def checkpoints(top: int) -> list[int]:
+    out, size = [], FIRST_CHECKPOINT
+    while size < top:
+        out.append(size)
+        size *= 2
+    return out + [top]
+
+
+class Growing:
+    """The log and the raw file, grown in lockstep."""
+
+    def __init__(self, ctx: Context):
+        self.log = Log.open(ctx.path("growth-log"))
+        self.raw_path = ctx.path("growth-raw")
+        self.raw = open(self.raw_path, "wb")
+        self.pools = [batch[:RECORDS] for batch in ctx.records.pools[SIZE]]
+        self.joined = [b"".join(batch) for batch in self.pools]
+        self.i = 0
+        self.raw_offsets: list[int] = []         # base offset of each raw batch
+        self.raw_positions: list[int] = []
+        self.raw_size = 0
+        self.raw_next_offset = 0
+
+    def append_log(self, n: int) -> float:
+        append, pools = self.log.append, self.pools
+        start = time.perf_counter()
+        for k in range(n):
+            append(pools[(self.i + k) % len(pools)])
+        return time.perf_counter() - start
+
+    def append_raw(self, n: int) -> float:
+        write, join, pools = self.raw.write, b"".join, self.pools
+        start = time.perf_counter()
+        for k in range(n):
+            write(join(pools[(self.i + k) % len(pools)]))
+        self.raw.flush()
+        elapsed = time.perf_counter() - start
+        for k in range(n):
+            self.raw_offsets.append(self.raw_next_offset)
+            self.raw_positions.append(self.raw_size)
+            self.raw_next_offset += RECORDS
+            self.raw_size += len(self.joined[(self.i + k) % len(self.joined)])
+        return elapsed
+
+    def step(self, n: int) -> tuple[float, float]:
+        a = self.append_log(n)
+        b = self.append_raw(n)
+        self.i += n
+        return a, b
+
+    @property
+    def log_bytes(self) -> int:
+        return self.log.size_in_bytes
+
+    def close(self) -> None:
+        self.log.abandon()
+        self.raw.close()
+        _env.remove(self.log.directory)
+        _env.remove(self.raw_path)
+
+
+def grow(ctx: Context, top: int, on_progress) -> list[dict]:
+    g = Growing(ctx)
+    window = ctx.pick(24, 96)
+    fill_step = ctx.pick(32, 256)
+    rng = random.Random(7)
+    points = []
+    marks = checkpoints(top)
+    try:
+        for n, mark in enumerate(marks):
+            while g.log_bytes < mark:
+                g.step(min(fill_step, max(1, (mark - g.log_bytes) // (SIZE * RECORDS) + 1)))
+            points.append(measure(g, window, rng))
+            on_progress(n + 1, len(marks))
+    finally:
+        g.close()
+    return points
+
+
+WINDOW_MIN = 6
+
+
+def measure(g: Growing, window_max: int, rng: random.Random) -> dict:
+    """Append cost, lookups and RSS at the current size. A window writes at most about a
+    quarter of the log's size (3 windows per side), so the first checkpoints stay apart."""
+    size = g.log_bytes
+    rss = _env.rss()
+    window = max(WINDOW_MIN, min(window_max, size // (SIZE * RECORDS * 12)))
+    log_costs, raw_costs = [], []
+    for k in range(3):                                   # L R, R L, L R
+        if k % 2 == 0:
+            a = g.append_log(window)
+            b = g.append_raw(window)
+        else:
+            b = g.append_raw(window)
+            a = g.append_log(window)
+        g.i += window
+        log_costs.append(a / window)
+        raw_costs.append(b / window)
+    log_lookup, raw_lookup = lookups(g, rng)
+    return {"log_bytes": size, "append_log_s": statistics.median(log_costs),
+            "append_raw_s": statistics.median(raw_costs),
+            "append_ratio": statistics.median(r / a for a, r in zip(log_costs, raw_costs)),
+            "lookup_log_s": log_lookup, "lookup_raw_s": raw_lookup,
+            "segments": len(g.log.segments), "rss": rss, "window": window}
+
+
+def lookups(g: Growing, rng: random.Random) -> tuple[float, float]:
+    """Median seconds per lookup of a random offset: Log.read vs bisect + mmap slice."""
+    end = min(g.log.log_end_offset, g.raw_next_offset)
+    offsets = [rng.randrange(end) for _ in range(LOOKUPS)]
+    clock = time.perf_counter_ns
+    ours, theirs = [], []
+    with open(g.raw_path, "rb") as f, mmap.mmap(f.fileno(), g.raw_size,
+                                                 access=mmap.ACCESS_READ) as m:
+        view = memoryview(m)
+        starts, positions = g.raw_offsets, g.raw_positions
+        batch_bytes = len(g.joined[0])
+        for i, offset in enumerate(offsets):
+            if i % 2:
+                t = clock()
+                g.log.read(offset, 1)
+                ours.append(clock() - t)
+            t = clock()
+            j = bisect.bisect_right(starts, offset) - 1
+            found = view[positions[j]:positions[j] + batch_bytes]
+            theirs.append(clock() - t)
+            if not i % 2:
+                t = clock()
+                g.log.read(offset, 1)
+                ours.append(clock() - t)
+        del found, view
+    return statistics.median(ours) / 1e9, statistics.median(theirs) / 1e9
+
+
+# ------------------------------------------------------------------------------------------------
+# Recovery time vs unflushed bytes
+
+
+def recovery_vs_unflushed(ctx: Context, on_progress) -> list[dict]:
+    sizes_mib = ctx.pick((1, 4, 16, 64, 128), (1, 4, 16, 64, 256, 1024))
+    out = []
+    for n, mib in enumerate(sizes_mib):
+        path, unflushed = build_unflushed(ctx, mib << 20)
+        try:
+            segment = sorted(glob.glob(os.path.join(path, "*.log")))[-1]
+            subject = reopen_case(path)
+            limit = read_case(segment)
+            settings = ctx.settings_with(min_iterations=1, min_wall_s=0.0, settle=False,
+                                         rounds=3)
+            cmp = compare([subject, limit], settings)
+        finally:
+            _env.remove(path)
+        s, b = cmp[subject.name], cmp[limit.name]
+        out.append({"unflushed_bytes": unflushed,
+                    "recovery_s": statistics.median(s.seconds),
+                    "raw_read_s": statistics.median(b.seconds),
+                    "ratio": cmp.ratio(subject.name, limit.name, "bytes").median,
+                    "raw": cmp.to_json()})
+        on_progress(n + 1, len(sizes_mib))
+    return out
+
+
+PREFIX_BYTES = 8 << 20
+
+
+def build_unflushed(ctx: Context, unflushed: int) -> tuple[str, int]:
+    """A log with a flushed, checkpointed prefix and `unflushed` bytes in a new segment after
+    it, abandoned without a flush or a clean-shutdown marker."""
+    path = ctx.path("unflushed")
+    pool = [batch[:RECORDS] for batch in ctx.records.pools[SIZE]]
+    with Log.open(path) as log:                       # close: flush + checkpoint + marker
+        i = 0
+        while log.size_in_bytes < PREFIX_BYTES:
+            log.append(pool[i % len(pool)])
+            i += 1
+    saved = _read(os.path.join(path, checkpoint.RECOVERY_POINT_FILE))
+    log = Log.open(path)
+    log.roll()
+    start = log.size_in_bytes
+    while log.size_in_bytes - start < unflushed:
+        log.append(pool[i % len(pool)])
+        i += 1
+    size = log.size_in_bytes - start
+    log.abandon()
+    with open(os.path.join(path, ".bench-recovery-point"), "wb") as f:
+        f.write(saved)
+    return path, size
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _make_unclean(path: str) -> None:
+    """Back to the state a kill -9 after the prefix's checkpoint leaves: no marker, the
+    recovery point at the end of the prefix."""
+    marker = os.path.join(path, CLEAN_SHUTDOWN_FILE)
+    if os.path.exists(marker):
+        os.unlink(marker)
+    shutil.copyfile(os.path.join(path, ".bench-recovery-point"),
+                    os.path.join(path, checkpoint.RECOVERY_POINT_FILE))
+
+
+def reopen_case(path: str) -> Case:
+    def setup(n: int) -> dict:
+        _make_unclean(path)
+        return {}
+
+    def run(state: dict, n: int) -> None:
+        for i in range(n):
+            if i:
+                state.pop("log").close()
+                _make_unclean(path)
+            log = state["log"] = Log.open(path)
+            assert len(log.recovery_report.segments_recovered) == 1, log.recovery_report
+
+    def teardown(state: dict) -> None:
+        if "log" in state:
+            state.pop("log").close()
+
+    size = sorted(os.path.getsize(p) for p in glob.glob(os.path.join(path, "*.log")))[-1]
+    return Case("logstore Log.open (recovery)", run, {"records": 1, "bytes": size},
+                setup=setup, teardown=teardown)
+
+
+def read_case(segment: str) -> Case:
+    buffer = memoryview(bytearray(1 << 20))
+
+    def run(state, n: int) -> None:
+        for _ in range(n):
+            with open(segment, "rb", buffering=0) as f:
+                while f.readinto(buffer):
+                    pass
+
+    return Case("raw f.readinto of the segment", run,
+                {"records": 1, "bytes": os.path.getsize(segment)})
+
+
+# ------------------------------------------------------------------------------------------------
+# Report
+
+
+def report(ctx: Context, result, points: list[dict], recovery: list[dict], top: int) -> None:
+    mib = [p["log_bytes"] / (1 << 20) for p in points]
+    result.tables.append(Table(
+        "As the log grows (buffered appends of ~100 KiB; lookups of random offsets over the "
+        "whole log; RSS measured before the lookups)",
+        ["log size", "segments", "µs/append log", "µs/append raw", "ratio (raw ÷ log time)",
+         "lookup µs log", "lookup µs raw", "VmRSS MiB", "RssAnon MiB", "RssFile MiB"],
+        [[_env.human_bytes(p["log_bytes"]), p["segments"], fmt_num(p["append_log_s"] * 1e6),
+          fmt_num(p["append_raw_s"] * 1e6), f"{p['append_ratio']:.2f}×",
+          fmt_num(p["lookup_log_s"] * 1e6), fmt_num(p["lookup_raw_s"] * 1e6),
+          fmt_num(p["rss"].get("VmRSS", 0) / (1 << 20)),
+          fmt_num(p["rss"].get("RssAnon", 0) / (1 << 20)),
+          fmt_num(p["rss"].get("RssFile", 0) / (1 << 20))] for p in points]))
+    result.tables.append(Table(
+        "Recovery time vs unflushed bytes (a new segment of U bytes after a flushed, "
+        "checkpointed prefix; data in the page cache, as after kill -9)",
+        ["unflushed", "Log.open ms", "raw read ms", "recovery GB/s", "ratio (raw ÷ open time)"],
+        [[_env.human_bytes(r["unflushed_bytes"]), fmt_num(r["recovery_s"] * 1e3),
+          fmt_num(r["raw_read_s"] * 1e3), fmt_num(r["unflushed_bytes"] / r["recovery_s"] / 1e9),
+          f"{r['ratio']:.2f}×"] for r in recovery]))
+    first, last = points[0], points[-1]
+    rows = [
+        Row(f"Log.append cost at {_env.human_bytes(last['log_bytes'])} vs at "
+            f"{_env.human_bytes(first['log_bytes'])} (flat = 1.00×)", DURABILITY,
+            ratio=_ratio(first["append_log_s"], last["append_log_s"]),
+            limit="Log.append cost at the first checkpoint",
+            note="ratio = first cost ÷ last cost"),
+        Row(f"raw write cost at {_env.human_bytes(last['log_bytes'])} vs at "
+            f"{_env.human_bytes(first['log_bytes'])} (the device showing through)", DURABILITY,
+            ratio=_ratio(first["append_raw_s"], last["append_raw_s"]),
+            limit="raw cost at the first checkpoint"),
+        Row(f"Log.append vs raw at {_env.human_bytes(last['log_bytes'])}", DURABILITY,
+            ratio=_ratio(last["append_log_s"], last["append_raw_s"], inverse=True),
+            limit="raw join+write at the same size"),
+        Row(f"offset lookup at {_env.human_bytes(last['log_bytes'])} vs at "
+            f"{_env.human_bytes(first['log_bytes'])}", "read path (page cache)",
+            ratio=_ratio(first["lookup_log_s"], last["lookup_log_s"]),
+            limit="lookup time at the first checkpoint"),
+        Row(f"offset lookup vs bisect + mmap slice, at {_env.human_bytes(last['log_bytes'])}",
+            "read path (page cache)",
+            ratio=_ratio(last["lookup_log_s"], last["lookup_raw_s"], inverse=True),
+            limit="in-memory bisect + mmap slice"),
+    ]
+    result.groups.append(Group("Flatness: last checkpoint vs first (ratios of time, > 1 = the "
+                               "top is faster)", rows))
+    rss_anon = [p["rss"].get("RssAnon", 0) for p in points]
+    result.notes.append(
+        f"Memory: RssAnon went from {_env.human_bytes(rss_anon[0])} at "
+        f"{_env.human_bytes(first['log_bytes'])} to {_env.human_bytes(rss_anon[-1])} at "
+        f"{_env.human_bytes(last['log_bytes'])}; RssFile (pages of mmapped index and log files "
+        "this process touched) from "
+        f"{_env.human_bytes(first['rss'].get('RssFile', 0))} to "
+        f"{_env.human_bytes(last['rss'].get('RssFile', 0))}.")
+    result.raw["points"] = points
+    result.raw["recovery"] = recovery
+    result.raw["top_bytes"] = top
+    out = ctx.out_dir
+    result.plots.append((_plot.lines(
+        os.path.join(out, "growth_append_cost.png"), "Cost per append as the log grows",
+        "log size (MiB)", "µs per append of ~100 KiB",
+        {"logstore Log.append": (mib, [p["append_log_s"] * 1e6 for p in points]),
+         "raw join+write": (mib, [p["append_raw_s"] * 1e6 for p in points])}, logx=True),
+        "Cost per buffered append (100 × 1 KiB) vs log size; should stay flat"))
+    result.plots.append((_plot.lines(
+        os.path.join(out, "growth_lookup.png"), "Offset lookup time vs log size",
+        "log size (MiB)", "µs per lookup (median of random offsets)",
+        {"logstore Log.read(offset, 1 B)": (mib, [p["lookup_log_s"] * 1e6 for p in points]),
+         "bisect + mmap slice": (mib, [p["lookup_raw_s"] * 1e6 for p in points])}, logx=True),
+        "Lookup of a random offset vs log size"))
+    result.plots.append((_plot.lines(
+        os.path.join(out, "growth_recovery.png"), "Recovery time vs unflushed bytes",
+        "unflushed MiB", "ms", {
+            "logstore Log.open (recovery)": ([r["unflushed_bytes"] / (1 << 20) for r in recovery],
+                                            [r["recovery_s"] * 1e3 for r in recovery]),
+            "raw read of the same bytes": ([r["unflushed_bytes"] / (1 << 20) for r in recovery],
+                                           [r["raw_read_s"] * 1e3 for r in recovery])},
+        logx=True, logy=True), "Recovery time after kill -9 vs unflushed bytes (page cache warm)"))
+    result.plots.append((_plot.lines(
+        os.path.join(out, "growth_rss.png"), "Process memory vs log size", "log size (MiB)",
+        "MiB", {key: (mib, [p["rss"].get(key, 0) / (1 << 20) for p in points])
+                for key in ("VmRSS", "RssAnon", "RssFile")}, logx=True),
+        "Resident memory of the benchmark process vs log size; should stay flat"))
+
+
+def _ratio(a: float, b: float, inverse: bool = False):
+    from bench._timer import Ratio
+    value = (b / a) if inverse else (a / b)
+    return Ratio(value, value, value, [value])
