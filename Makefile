@@ -1,6 +1,6 @@
 # logstore: every target sets itself up. `make demo` and `make test` work on a fresh machine with
 # only Python 3.10+, gcc and pip: they create .venv, install the package in editable mode with its
-# test extras, and compile the C core (csrc/ -> logstore/_native*.so).
+# test and bench extras, and compile the C core (csrc/ -> logstore/_native*.so).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -23,7 +23,7 @@ venv: $(STAMP) $(NATIVE)
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e '.[test,bench]'
 	touch $@
 
 # Rebuild the extension in place whenever a C source or the header changes.
