@@ -166,6 +166,11 @@ def _run(argv: list[str]) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if getattr(args, "absent", None):
+        module = args.absent.partition(":")[0]
+        raise UsageError(f"'{args.command}' is not available here: {module} is neither "
+                         f"installed nor a file of a source checkout next to the logstore "
+                         f"package ({SOURCE_ROOT}); run it from a clone of the repository")
     target = getattr(args, "external", None)
     if target is not None:
         return run_external(target, extra)
@@ -223,6 +228,10 @@ def build_parser(externals: Iterable[tuple[str, str, str]] = ()) -> Parser:
         register(sub)
     for name, target, help_text in externals:
         sub.add_parser(name, help=help_text, add_help=False).set_defaults(external=target)
+    found = {name for name, _, _ in externals}
+    for name, target, _ in EXTERNAL_COMMANDS:    # absent: a clear error, not "invalid choice"
+        if name not in found:
+            sub.add_parser(name, add_help=False).set_defaults(absent=target)
     return parser
 
 
