@@ -1,7 +1,7 @@
 """`logstore serve`: run the Kafka wire-protocol server over a data directory.
 
     logstore serve --dir DIR [--host 127.0.0.1] [--port 9092] [--advertised-host HOST]
-                   [--config KEY=VALUE ...] [--log-level info]
+                   [--advertised-port PORT] [--config KEY=VALUE ...] [--log-level info]
 
 --config takes Kafka names: the server's (socket.request.max.bytes, connections.max.idle.ms,
 queued.max.requests, num.io.threads, node.id), the Broker's (auto.create.topics.enable,
@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"port to listen on (default {DEFAULT_PORT}; 0: any free port)")
     parser.add_argument("--advertised-host", default=None,
                         help="host name given to clients in Metadata (default: --host)")
+    parser.add_argument("--advertised-port", type=int, default=None,
+                        help="port given to clients in Metadata (default: the bound port; set "
+                             "it when clients reach the server through a proxy)")
     parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                         help="a server, broker or topic-default setting (Kafka names); "
                              "repeatable")
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = parse_key_values(args.config)
         asyncio.run(serve(args.dir, args.host, args.port, config, args.advertised_host,
-                          on_ready=ready))
+                          args.advertised_port, on_ready=ready))
     except LogstoreError as exc:
         name = getattr(exc, "name", None) or type(exc).__name__
         print(f"logstore serve: error: {name}: {exc}", file=sys.stderr)

@@ -5,9 +5,13 @@ request frame is a request header then the request body; a response frame is a r
 then the response body (https://kafka.apache.org/protocol#protocol_messages).
 
   - Request header v1: api key int16, api version int16, correlation id int32, client id
-    (nullable int16 string). v2 adds tagged fields (flexible requests). v0 (no client id) only
-    ever served ControlledShutdown v0, which this server does not implement, so a request whose
-    schema kio does not know is rejected before its header is read past the first 8 bytes.
+    (nullable int16 string, even in flexible requests). v2 adds tagged fields (flexible
+    requests; none is defined, so all are skipped, as unknown tags must be). v0 (no client id)
+    only ever served ControlledShutdown v0, which this server does not implement, so a request
+    whose schema kio does not know is rejected before its header is read past the first 8
+    bytes. The header is read here (`read_header`); the body with kio's reader, which knows the
+    body's schema (kio refuses tagged fields its schema does not define: such a request is
+    malformed and closes the connection).
   - Response header v0: correlation id. v1 adds tagged fields; flexible responses use it,
     except ApiVersions, whose response header is always v0 (so a client that does not know the
     server's versions can read it).
@@ -39,6 +43,7 @@ from wire import schemas
 
 SIZE = struct.Struct(">i")
 FIXED_HEADER = struct.Struct(">hhi")          # api key, api version, correlation id
+CLIENT_ID_LENGTH = struct.Struct(">h")
 HEADER_MIN = FIXED_HEADER.size                # 8 bytes: a frame smaller cannot be a request
 READ_BUFFER_BYTES = 64 * 1024
 INLINE_CHUNK_MAX = 16 * 1024                  # larger values become their own chunk (no copy)
@@ -84,21 +89,62 @@ def fixed_header(frame) -> tuple[int, int, int]:
     return FIXED_HEADER.unpack_from(frame, 0)
 
 
+def _uvarint(frame, pos: int) -> tuple[int, int]:
+    """(value, next position) of an unsigned varint."""
+    value = shift = 0
+    while True:
+        if pos >= len(frame) or shift > 28:
+            raise ValueError("bad unsigned varint")
+        byte = frame[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def read_header(frame, flexible: bool) -> tuple[str | None, int]:
+    """(client id, body position) of a request header v1 (flexible=False) or v2: the fixed
+    part, the client id (a nullable int16-length string in both), and in v2 the tagged fields,
+    all skipped (none is defined; unknown tags must be ignored)."""
+    pos = HEADER_MIN
+    if len(frame) < pos + 2:
+        raise ValueError("no room for the client id")
+    (length,) = CLIENT_ID_LENGTH.unpack_from(frame, pos)
+    pos += 2
+    client_id = None
+    if length >= 0:
+        if len(frame) < pos + length:
+            raise ValueError("client id runs past the frame")
+        client_id = bytes(frame[pos:pos + length]).decode("utf-8", "replace")
+        pos += length
+    if flexible:
+        count, pos = _uvarint(frame, pos)
+        for _ in range(count):
+            _tag, pos = _uvarint(frame, pos)
+            size, pos = _uvarint(frame, pos)
+            pos += size
+        if pos > len(frame):
+            raise ValueError("tagged fields run past the frame")
+    return client_id, pos
+
+
 def parse_request(frame: bytes | memoryview) -> Request:
-    """Header and body of one request frame, read with kio. Raises MalformedRequest."""
+    """Header and body of one request frame (the body read with kio). Raises
+    MalformedRequest."""
     api_key, api_version, correlation_id = fixed_header(frame)
     try:
         cls = schemas.request_class(api_key, api_version)
     except schemas.UnknownApi as exc:
         raise MalformedRequest(str(exc), api_key, api_version, correlation_id) from None
     try:
-        header, used = schemas.read(cls.__header_schema__, frame, 0)
+        client_id, used = read_header(frame, cls.__flexible__)
         body, _ = schemas.read(cls, frame, used)
     except Exception as exc:  # noqa: BLE001 - kio raises several types for bad bytes
         raise MalformedRequest(f"cannot parse {cls.__name__} v{api_version}: "
                                f"{type(exc).__name__}: {exc}", api_key, api_version,
                                correlation_id) from None
-    return Request(api_key, api_version, correlation_id, header.client_id, body, len(frame))
+    return Request(api_key, api_version, correlation_id, client_id, body, len(frame))
 
 
 def response_header_class(api_key: int, response_cls: type) -> type:

@@ -10,7 +10,7 @@ Usage (no lost wake-ups): read `seen = notifier.version` *before* reading the pa
 `await notifier.wait(seen, timeout)`; it returns at once if a wake happened since.
 
 Thread-safety: `version`, `wait` and the events belong to the loop thread; the bridge thread
-only calls `loop.call_soon_threadsafe`. `close()` stops the thread within POLL_S.
+only calls `loop.call_soon_threadsafe`. `close()` wakes the thread and joins it.
 """
 
 from __future__ import annotations
@@ -66,5 +66,7 @@ class DataNotifier:
 
     def close(self) -> None:
         self._closed.set()
+        with self._broker.data_cond:               # wake the bridge without a new version
+            self._broker.data_cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(POLL_S * 4)

@@ -33,11 +33,13 @@ def open_broker(path: str, config: dict | None) -> tuple[Broker, ServerConfig]:
 
 
 async def serve(path: str, host: str, port: int, config: dict | None = None,
-                advertised_host: str | None = None, on_ready=None) -> None:
+                advertised_host: str | None = None, advertised_port: int | None = None,
+                on_ready=None) -> None:
     """Serve until SIGINT/SIGTERM (or cancellation); on_ready(server) once listening."""
     broker, server_config = open_broker(path, config)
     try:
-        server = WireServer(broker, host, port, server_config, advertised_host)
+        server = WireServer(broker, host, port, server_config, advertised_host,
+                            advertised_port)
         await server.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -63,11 +65,12 @@ class ServerThread:
     """
 
     def __init__(self, path: str, config: dict | None = None, host: str = "127.0.0.1",
-                 port: int = 0):
+                 port: int = 0, advertised_port: int | None = None):
         self.path = path
         self.config = dict(config or {})
         self.host = host
         self.requested_port = port
+        self.advertised_port = advertised_port
         self.broker: Broker | None = None
         self.server: WireServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -106,7 +109,7 @@ class ServerThread:
         self.broker, server_config = open_broker(self.path, self.config)
         try:
             self.server = WireServer(self.broker, self.host, self.requested_port,
-                                     server_config)
+                                     server_config, advertised_port=self.advertised_port)
             await self.server.start()
             self._ready.set()
             await self._stopped.wait()

@@ -52,14 +52,17 @@ _END = object()
 
 class WireServer:
     def __init__(self, broker, host: str = "127.0.0.1", port: int = 9092,
-                 config: ServerConfig | None = None, advertised_host: str | None = None):
+                 config: ServerConfig | None = None, advertised_host: str | None = None,
+                 advertised_port: int | None = None):
         self.broker = broker
         self.host = host
         self.requested_port = port
         self.config = config or ServerConfig()
         self.advertised_host = advertised_host or host
+        self._advertised_port = advertised_port
         self.node_id = self.config.node_id
         self.port = None
+        self.advertised_port = None
         self.executor: ThreadPoolExecutor | None = None
         self.notifier: DataNotifier | None = None
         self.connections: set[Connection] = set()
@@ -76,13 +79,15 @@ class WireServer:
         sock.setblocking(False)
         self._sock = sock
         self.port = sock.getsockname()[1]
+        self.advertised_port = self._advertised_port or self.port
         self.executor = ThreadPoolExecutor(self.config.io_threads, thread_name_prefix="wire-io")
         self.notifier = DataNotifier(self.broker, loop)
         self.notifier.start()
         self._tasks = [asyncio.create_task(self._accept_loop(), name="wire-accept"),
                        asyncio.create_task(self._idle_loop(), name="wire-idle")]
         logger.info("serving the Kafka protocol on %s:%d (advertised %s:%d, node %d)",
-                    self.host, self.port, self.advertised_host, self.port, self.node_id)
+                    self.host, self.port, self.advertised_host, self.advertised_port,
+                    self.node_id)
 
     async def serve_forever(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -215,7 +220,8 @@ class Connection:
         try:
             request = framing.parse_request(frame)
         except framing.MalformedRequest as exc:
-            if exc.api_key == ApiKey.API_VERSIONS and exc.correlation_id is not None:
+            if (exc.api_key == ApiKey.API_VERSIONS and exc.correlation_id is not None
+                    and REGISTRY.lookup(exc.api_key, exc.api_version) is None):
                 return self._ready(_unsupported_api_versions(exc.correlation_id))
             raise
         spec = REGISTRY.lookup(request.api_key, request.api_version)

@@ -137,7 +137,8 @@ async def create_topics(ctx, request):
                             request.validate_only)
     out = []
     for name, code, message, info in results:
-        fields = dict(name=name, error_code=code, error_message=message, topic_id=ZERO_UUID)
+        fields = dict(name=name, error_code=code, error_message=message, topic_id=ZERO_UUID,
+                      configs=[])
         if hasattr(info, "partitions"):
             fields.update(topic_id=topic_uuid(info.topic_id), num_partitions=info.partitions,
                           replication_factor=1)

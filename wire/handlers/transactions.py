@@ -189,7 +189,8 @@ async def describe_transactions(ctx, request):
         ctx.nested("TransactionState", error_code=d.error_code,
                    transactional_id=d.transactional_id, transaction_state=d.transaction_state,
                    transaction_timeout=d.transaction_timeout_ms,
-                   transaction_start_time=d.transaction_start_time_ms,
+                   transaction_start_time=d.transaction_start_time_ms
+                   if d.error_code == NONE else 0,
                    producer_id=d.producer_id, producer_epoch=d.producer_epoch,
                    topics=[ctx.nested("TopicData", topic=t.topic, partitions=t.partitions)
                            for t in d.topics])
