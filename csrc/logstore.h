@@ -167,6 +167,22 @@ int ls_records_encode_sequences(uint8_t *out, size_t cap, size_t *written, int32
 int ls_sequences_size(void *keys, void *values, int32_t count, int64_t *keys_bytes,
                       int64_t *values_bytes);
 
+/* Build one Python object per record of a (decompressed) records region, for the consumer's
+ * poll(): instances of the class `type` (by address, id(cls)) created without calling __init__,
+ * whose __slots__ are set directly. `slots` is a tuple of the class's slot descriptors: first
+ * the five per-record fields (offset, key, value, headers, timestamp), then one per constant
+ * field, whose value is the item at the same position of the tuple `constants`. Records with
+ * base_offset + offsetDelta < min_offset are skipped. timestamp = base_timestamp + delta, or
+ * max_timestamp for every record when log_append_time != 0. key/value: bytes or None; headers:
+ * None when the record has none, else a list of (str, bytes | None) tuples. The objects are
+ * appended to the list `out`; *built = how many. INVALID_RECORD: the region is malformed or a
+ * header key is not UTF-8; INVALID_ARGUMENT: wrong object arguments, or Python ran out of
+ * memory (no Python exception is left set). Takes the GIL (see pyobjects.c). */
+int ls_records_build_objects(const uint8_t *buf, size_t len, int32_t count, int64_t base_offset,
+                             int64_t base_timestamp, int32_t log_append_time,
+                             int64_t max_timestamp, int64_t min_offset, void *type, void *slots,
+                             void *constants, void *out, int32_t *built);
+
 /* One decoded record. Offsets are byte positions relative to the start of the records region
  * passed to ls_records_decode. A length of -1 means null. */
 typedef struct {
@@ -204,6 +220,16 @@ typedef struct {
 
 /* Decode `count` headers starting at buf (the bytes after a record's headersCount varint). */
 int ls_headers_decode(const uint8_t *buf, size_t len, int32_t count, ls_header *out, int32_t cap);
+
+/* ----------------------------------------------------------------------------------------------
+ * Partitioner hashes (partitioner.c): librdkafka's murmur2 and fnv1a partitioners.
+ */
+/* Kafka's Utils.murmur2 of buf[0, len): a signed 32-bit hash. */
+int ls_murmur2(const uint8_t *buf, size_t len, int32_t *out);
+/* The partition (>= 0): (murmur2 & 0x7fffffff) % partition_count, or INVALID_ARGUMENT. */
+int ls_murmur2_partition(const uint8_t *buf, size_t len, int32_t partition_count);
+/* The partition (>= 0): |FNV-1a 32-bit (signed) % partition_count|, or INVALID_ARGUMENT. */
+int ls_fnv1a_partition(const uint8_t *buf, size_t len, int32_t partition_count);
 
 /* ----------------------------------------------------------------------------------------------
  * Segment scanning (segment.c). A region is the bytes of one .log file (or a slice of one).

@@ -342,6 +342,32 @@ def encode_records_sequences(out, count: int, base_timestamp: int, timestamps, k
     return written[0]
 
 
+def build_record_objects(region, count: int, base_offset: int, base_timestamp: int,
+                         log_append_time: bool, max_timestamp: int, min_offset: int, cls,
+                         slots: tuple, constants: tuple, out: list,
+                         what: str = "records") -> int:
+    """Append one `cls` instance per record of a (decompressed) records region to the list
+    `out` (ls_records_build_objects: slots filled in C, __init__ not called); records below
+    min_offset are skipped. Returns how many were appended. slots: the class's member
+    descriptors for (offset, key, value, headers, timestamp) and then one per constant."""
+    if type(out) is not list or type(slots) is not tuple or type(constants) is not tuple:
+        raise TypeError("out must be a list, slots and constants tuples")
+    built = ffi.new("int32_t *")
+    rc = lib.ls_records_build_objects(
+        ffi.from_buffer(region), len(region), count, base_offset, base_timestamp,
+        1 if log_append_time else 0, max_timestamp, min_offset, ffi.cast("void *", id(cls)),
+        ffi.cast("void *", id(slots)), ffi.cast("void *", id(constants)),
+        ffi.cast("void *", id(out)), built)
+    if rc == lib.LS_ERR_INVALID_ARGUMENT:
+        del out[len(out) - built[0]:]
+        raise _invalid_argument("build record objects", f"{what}: a slot descriptor or "
+                                "argument does not fit, or Python ran out of memory")
+    if rc < 0:
+        del out[len(out) - built[0]:]
+    check(rc, what)
+    return built[0]
+
+
 class RecordColumns(NamedTuple):
     """Decoded records as numpy columns; offsets are relative to the records region."""
 
@@ -399,6 +425,22 @@ def decode_headers(buf, count: int) -> list[tuple[int, int, int, int]]:
     check(lib.ls_headers_decode(ffi.from_buffer(buf), len(buf), count, out, count),
           "decode headers")
     return [(h.key_offset, h.key_length, h.value_offset, h.value_length) for h in out]
+
+
+# ------------------------------------------------------------------------------------------------
+# Partitioner hashes (csrc/partitioner.c)
+
+
+def murmur2(data) -> int:
+    """Kafka's Utils.murmur2 (signed int32), in C."""
+    out = ffi.new("int32_t *")
+    check(lib.ls_murmur2(ffi.from_buffer(data), len(data), out), "murmur2")
+    return out[0]
+
+
+# The partition functions return the partition itself: bytes go straight to C (no out-pointer).
+murmur2_partition = lib.ls_murmur2_partition       # (key: bytes, len, partition_count) -> int
+fnv1a_partition = lib.ls_fnv1a_partition           # (key: bytes, len, partition_count) -> int
 
 
 # ------------------------------------------------------------------------------------------------
