@@ -61,7 +61,7 @@ from logstore.errors import CorruptRecord, LogstoreError, UnknownTopicOrPartitio
 from txn import failpoints, txn_log
 from txn.broker import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from txn.errors import (
-    ConcurrentTransactions, InvalidProducerEpoch, InvalidProducerIdMapping, InvalidRequest,
+    ConcurrentTransactions, CoordinatorNotAvailable, InvalidProducerEpoch, InvalidProducerIdMapping, InvalidRequest,
     InvalidTransactionTimeout, InvalidTxnState, ProducerFenced, TransactionalIdNotFound, TxnError)
 from txn.producer_state import AppendOrigin
 
@@ -273,6 +273,7 @@ class TransactionCoordinator:
                          expected_producer_epoch: int = NO_PRODUCER_EPOCH, *,
                          transaction_version: int = TV_EPOCH_BUMP) -> tuple[int, int]:
         """(producer id, epoch) for a (re)starting producer (KAFKA_FACTS §6.3)."""
+        self._check_open()
         if transactional_id is None:
             return self.broker.next_producer_id(), 0
         _check_transactional_id(transactional_id)
@@ -367,6 +368,7 @@ class TransactionCoordinator:
                               producer_epoch: int, partitions, *,
                               transaction_version: int = TV_EPOCH_BUMP) -> None:
         """Add (topic, partition) pairs to the ongoing transaction (starting it if needed)."""
+        self._check_open()
         _check_transactional_id(transactional_id)
         wanted = frozenset((topic, partition) for topic, partition in partitions)
         for topic, partition in sorted(wanted):
@@ -432,6 +434,7 @@ class TransactionCoordinator:
                 commit: bool, *, transaction_version: int = TV_EPOCH_BUMP) -> tuple[int, int]:
         """Commit or abort; returns (producer id, epoch) once Complete* is durable (under
         transaction version 2 the epoch is bumped, or a new producer id starts at 0)."""
+        self._check_open()
         _check_transactional_id(transactional_id)
         for _ in range(MAX_ROUNDS):
             meta = self._existing(transactional_id)
@@ -759,6 +762,8 @@ class TransactionCoordinator:
     def abort_timed_out_transactions(self) -> None:
         """Fence and abort every Ongoing transaction past txnStartTimestamp + timeout (no
         transition in flight), and finish any Prepare* transaction left unfinished."""
+        if self._closed:
+            return
         now = self.broker.time_ms()
         failures = []
         for meta in self._snapshot():
@@ -791,6 +796,8 @@ class TransactionCoordinator:
 
     def expire_transactional_ids(self) -> None:
         """Tombstone and forget ids idle in Empty/Complete* for transactional.id.expiration.ms."""
+        if self._closed:
+            return
         horizon = self.broker.time_ms() - self.broker.config["transactional.id.expiration.ms"]
         for meta in self._snapshot():
             with meta.lock:
@@ -819,6 +826,7 @@ class TransactionCoordinator:
     # -- DescribeTransactions / ListTransactions --------------------------------------------
 
     def describe_transactions(self, transactional_ids) -> list[DescribedTransaction]:
+        self._check_open()
         return [self._describe(txn_id) for txn_id in transactional_ids]
 
     def _describe(self, transactional_id) -> DescribedTransaction:
@@ -840,6 +848,7 @@ class TransactionCoordinator:
     def list_transactions(self, states=None, producer_ids=None) -> ListTransactionsResult:
         """Transactions whose state name is in `states` and producer id in `producer_ids`
         (None or empty: no filter). Unknown state names come back in unknown_state_filters."""
+        self._check_open()
         wanted_states = set()
         unknown = []
         for name in states or ():
@@ -920,7 +929,12 @@ class TransactionCoordinator:
                                  state_name(meta.state))
 
     def close(self) -> None:
+        """Refuse further requests (CoordinatorNotAvailable); the Broker closes the logs."""
         self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CoordinatorNotAvailable("the transaction coordinator is closed")
 
 
 def _matches(state: TxnState, commit: bool) -> bool:

@@ -13,20 +13,21 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
 from logstore import record_batch
+from logstore.errors import UnknownTopicOrPartition
 from txn import failpoints, txn_log
 from txn.broker import CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, Broker
 from txn.coordinator import (
     EPOCH_EXHAUSTED, STATE_TABLE, TV_EPOCH_BUMP, TxnState, check_transition)
 from txn.errors import (
-    ConcurrentTransactions, InvalidProducerEpoch, InvalidProducerIdMapping, InvalidRequest,
+    ConcurrentTransactions, CoordinatorNotAvailable, InvalidProducerEpoch, InvalidProducerIdMapping, InvalidRequest,
     InvalidTransactionTimeout, InvalidTxnState, ProducerFenced)
 from txn.failpoints import FailpointTriggered
 from txn.fetch import committed_batches
-from logstore.errors import UnknownTopicOrPartition
 
 CONFIG = {"transaction.state.log.num.partitions": 3, "offsets.topic.num.partitions": 3,
           "num.partitions": 2}
@@ -443,6 +444,85 @@ def test_timeout_sweep_finishes_a_stuck_prepare(env):
     assert env.state("tx").transaction_state == "CompleteAbort"
 
 
+def test_a_failed_fence_is_not_bumped_twice(env):
+    pid, epoch = env.begin()
+    env.clock.now += TIMEOUT + 1
+    failpoints.arm("coordinator.before_prepare", "raise", count=1)
+    with pytest.raises(FailpointTriggered):
+        env.tc.abort_timed_out_transactions()
+    # the fencing epoch holds in memory although PrepareAbort was not written
+    assert env.state("tx").transaction_state == "Ongoing"
+    assert env.state("tx").producer_epoch == epoch + 1
+    with pytest.raises(InvalidProducerEpoch):
+        env.send(pid, epoch, "t", 1)
+    env.tc.abort_timed_out_transactions()
+    assert (env.state("tx").transaction_state, env.state("tx").producer_epoch) == \
+        ("CompleteAbort", epoch + 2)
+    assert env.markers("t", 0) == [(pid, epoch + 2, False, env.broker.coordinator_epoch)]
+
+
+def test_threads_on_many_ids_with_a_contended_one_and_sweeps(env):
+    ids = [f"p{i}" for i in range(4)]
+    rounds = 5
+    failures = []
+    stop = threading.Event()
+
+    def producer(txn_id, partition):
+        try:
+            for _ in range(rounds):
+                pid, epoch = env.tc.init_producer_id(txn_id, TIMEOUT)
+                env.tc.add_partitions_to_txn(txn_id, pid, epoch, [("t", partition)])
+                env.send(pid, epoch, "t", partition, values=(txn_id.encode(),))
+                env.tc.end_txn(txn_id, pid, epoch, True)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    def contender():
+        while not stop.is_set():
+            try:
+                pid, epoch = env.tc.init_producer_id("shared", TIMEOUT)
+                env.tc.add_partitions_to_txn("shared", pid, epoch, [("t", 0)])
+                env.tc.end_txn("shared", pid, epoch, False)
+            except (ConcurrentTransactions, ProducerFenced, InvalidProducerIdMapping):
+                pass                                 # the other contender got in between
+            except Exception as exc:  # noqa: BLE001
+                failures.append(exc)
+
+    def sweeper():
+        while not stop.is_set():
+            env.tc.abort_timed_out_transactions()
+            env.tc.expire_transactional_ids()
+            env.tc.list_transactions()
+
+    workers = [threading.Thread(target=producer, args=(txn_id, i % 2))
+               for i, txn_id in enumerate(ids)]
+    helpers = [threading.Thread(target=contender) for _ in range(2)]
+    helpers.append(threading.Thread(target=sweeper))
+    for thread in workers + helpers:
+        thread.start()
+    for thread in workers:
+        thread.join(120)
+    stop.set()
+    for thread in helpers:
+        thread.join(120)
+    assert not any(t.is_alive() for t in workers + helpers), "deadlock"
+    assert not failures, failures
+    committed = env.committed("t", 0) + env.committed("t", 1)
+    for txn_id in ids:
+        assert committed.count(txn_id.encode()) == rounds
+        assert env.state(txn_id).transaction_state == "CompleteCommit"
+    assert env.state("shared").transaction_state in ("Empty", "Ongoing", "CompleteAbort")
+
+
+def test_a_closed_coordinator_refuses_requests(env):
+    env.tc.close()
+    with pytest.raises(CoordinatorNotAvailable):
+        env.tc.init_producer_id("tx", TIMEOUT)
+    with pytest.raises(CoordinatorNotAvailable):
+        env.tc.list_transactions()
+    env.tc.abort_timed_out_transactions()          # the periodic tasks just return
+
+
 # -- KIP-890 part 1 -----------------------------------------------------------------------
 
 def test_verify_partition(env):
@@ -494,7 +574,7 @@ def test_expiry_tombstones_idle_ids(env):
     expiration = env.broker.config["transactional.id.expiration.ms"]
     pid, epoch = env.begin("done")
     env.tc.end_txn("done", pid, epoch, True)
-    busy_pid, busy_epoch = env.begin("busy", partitions=[("t", 1)])
+    busy_pid, _ = env.begin("busy", partitions=[("t", 1)])
     env.clock.now += expiration - 1
     env.tc.expire_transactional_ids()
     assert env.state("done").error_code == 0
@@ -509,7 +589,6 @@ def test_expiry_tombstones_idle_ids(env):
     assert env.state("busy").producer_id == busy_pid
     new_pid, new_epoch = env.tc.init_producer_id("done", TIMEOUT)
     assert new_pid != pid and new_epoch == 0
-    del busy_epoch
 
 
 # -- persistence and recovery -------------------------------------------------------------
@@ -596,7 +675,7 @@ def test_child_killed_at_each_failpoint_completes_on_reopen(tmp_path, point):
 
 def test_describe_and_list(env):
     pid_a, _ = env.begin("a")
-    pid_b, epoch_b = env.tc.init_producer_id("b", TIMEOUT)
+    pid_b, _ = env.tc.init_producer_id("b", TIMEOUT)
     described = env.tc.describe_transactions(["a", "", "zzz"])
     assert [d.error_code for d in described] == [0, 42, 105]
     assert described[0].transaction_state == "Ongoing" and described[0].producer_id == pid_a
@@ -610,4 +689,3 @@ def test_describe_and_list(env):
     assert env.tc.list_transactions(states=["Bogus"]).transaction_states == []
     by_pid = env.tc.list_transactions(producer_ids=[pid_b])
     assert [t.producer_id for t in by_pid.transaction_states] == [pid_b]
-    del epoch_b
