@@ -78,6 +78,7 @@ import uuid
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
+from logstore.errors import LogstoreError
 from logstore.record_batch import ABORT, COMMIT, build_batch
 from txn import errors
 from txn import offsets_log as ol
@@ -112,6 +113,7 @@ MEMBER_ID_DELIMITER = "-"
 EMPTY_ASSIGNMENT = b""
 MAX_TIMER_ROUNDS = 16                           # timers firing timers, within one pass
 RECENT_MARKERS_PER_PRODUCER = 4
+MAX_PRODUCERS_WITH_MARKERS = 10_000             # least recently ended are forgotten first
 
 
 # ------------------------------------------------------------------------------------------------
@@ -546,9 +548,12 @@ class _OffsetsState:
     def complete_txn(self, producer_id: int, commit: bool, marker_offset: int) -> None:
         """A COMMIT/ABORT marker: resolve the producer's pending offsets written before it."""
         with self.lock:
-            recent = self.markers.setdefault(
-                producer_id, collections.deque(maxlen=RECENT_MARKERS_PER_PRODUCER))
+            recent = self.markers.pop(producer_id, None) or collections.deque(
+                maxlen=RECENT_MARKERS_PER_PRODUCER)
             recent.append((marker_offset, commit))
+            self.markers[producer_id] = recent          # most recent last
+            if len(self.markers) > MAX_PRODUCERS_WITH_MARKERS:
+                del self.markers[next(iter(self.markers))]
             resolved = self._drop_pending(producer_id,
                                           lambda p: p.stored.record_offset < marker_offset)
             if commit:
@@ -620,10 +625,17 @@ class GroupCoordinator:
         for index, state in enumerate(self._states):
             partition = self._broker.partition(CONSUMER_OFFSETS_TOPIC, index)
             for batch in partition.log.batches():
-                self._replay(state, batch)
+                self._replay(state, batch, index)
             partition.add_marker_listener(state.complete_txn)
 
-    def _replay(self, state: _OffsetsState, batch) -> None:
+    def _replay(self, state: _OffsetsState, batch, index: int) -> None:
+        try:
+            self._replay_batch(state, batch)
+        except LogstoreError as exc:
+            raise type(exc)(f"{CONSUMER_OFFSETS_TOPIC}-{index}: batch at offset "
+                            f"{batch.base_offset}: {exc}") from exc
+
+    def _replay_batch(self, state: _OffsetsState, batch) -> None:
         if batch.is_control:
             record = batch.control_record()
             if record is not None and record.type in (ABORT, COMMIT):
@@ -1153,8 +1165,9 @@ class GroupCoordinator:
 
     def delete_groups(self, group_ids) -> dict[str, Exception | None]:
         """DeleteGroups: an Empty group's offsets get tombstones (then a GroupMetadata
-        tombstone) and it goes Dead. GROUP_ID_NOT_FOUND for unknown groups, NON_EMPTY_GROUP
-        while it has members."""
+        tombstone) and it goes Dead; the tombstones also drop pending transactional offsets
+        of those partitions, as replaying them does. GROUP_ID_NOT_FOUND for unknown groups,
+        NON_EMPTY_GROUP while it has members."""
         results: dict[str, Exception | None] = {}
         for group_id in group_ids:
             if group_id is None:

@@ -12,12 +12,12 @@ transaction through the transaction coordinator), and reopen the broker on the s
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
 
+from logstore.record_batch import build_batch
 from txn import errors
 from txn import offsets_log as ol
 from txn.broker import CONSUMER_OFFSETS_TOPIC, Broker
@@ -435,6 +435,34 @@ def test_records_are_kafka_offset_commit_key_v1_and_value_v3_or_v1(env):
     assert batch1.producer_id == -1 and not batch1.is_transactional
 
 
+def test_replay_reads_every_value_version_and_skips_records_it_does_not_own(env):
+    broker = env.open()
+    partition = broker.partition(CONSUMER_OFFSETS_TOPIC, broker.offsets_partition("g"))
+    keys, values = [], []
+    for version, p in ((0, 0), (1, 1), (2, 2), (3, 3), (4, 4)):
+        keys.append(ol.encode_offset_commit_key("g", "t", p, version=version % 2))
+        values.append(ol.encode_offset_commit_value(
+            ol.OffsetCommitValue(100 + p, f"v{version}", 5, 7), version))
+    keys += [ol.encode_group_metadata_key("g"), b"\x00\x05\x00\x01g"]   # ours / not ours
+    values += [b"\x00\x03whatever", b"\x00\x00"]
+    partition.append(build_batch(values, keys), validate=False, durable=True)
+    broker.close()
+    fetched = env.open().group_coordinator.fetch_offsets("g")
+    assert {tp: (om.offset, om.metadata, om.leader_epoch) for tp, om in fetched.items()} == {
+        ("t", 0): (100, "v0", -1), ("t", 1): (101, "v1", -1), ("t", 2): (102, "v2", -1),
+        ("t", 3): (103, "v3", 7), ("t", 4): (104, "v4", 7)}
+
+
+def test_an_unreadable_offsets_record_names_where_it_is(env):
+    broker = env.open()
+    partition = broker.partition(CONSUMER_OFFSETS_TOPIC, 0)
+    partition.append(build_batch([b"\x00\x09"], [ol.encode_offset_commit_key("g", "t", 0)]),
+                     validate=False, durable=True)
+    broker.close()
+    with pytest.raises(errors.UnsupportedVersion, match="__consumer_offsets-0: batch at offset 0"):
+        env.open()
+
+
 def test_metadata_too_large_fails_only_that_partition(env):
     gc = env.open(**{"offset.metadata.max.bytes": 4}).group_coordinator
     result = gc.commit_offsets("g", -1, "", {("t", 0): OffsetAndMetadata(1, metadata="12345"),
@@ -656,14 +684,12 @@ def test_concurrent_commits_from_threads_all_land(env):
             ("t", i): i for i in range(g, 30, 3)}
 
 
-def test_the_scheduler_runs_expiry_in_the_background(tmp_path):
-    broker = Broker(str(tmp_path / "bg"), CONFIG)
+def test_the_broker_scheduler_completes_a_delayed_join_in_the_background(tmp_path):
+    """Real clock, background scheduler: the initial delay ends without anyone calling in."""
+    broker = Broker(str(tmp_path / "bg"), {**CONFIG, "group.initial.rebalance.delay.ms": 50})
     try:
-        gc = broker.group_coordinator
-        joined = join(gc).result(WAIT_S)
-        assert joined.error_code == OK
-        deadline = time.monotonic() + WAIT_S
-        while gc.describe_groups(["g"])[0].state != COMPLETING_REBALANCE:
-            assert time.monotonic() < deadline
+        joined = join(broker.group_coordinator)
+        assert not joined.done()
+        assert joined.result(WAIT_S).generation_id == 1     # expire_members runs every second
     finally:
         broker.close()
