@@ -13,8 +13,9 @@ Layout of `<dir>`:
 
 Invariants: topics.json is written atomically before partition directories are created and after
 they are removed, so a crash leaves at worst an empty directory the next open removes, or a topic
-whose directories are created again. Logs open lazily on first use, with the recovery point and
-log start offset from the checkpoints and the clean-shutdown flag found at open time.
+whose directories are created again. After a clean shutdown logs open lazily on first use; after
+an unclean one every partition is opened (and recovered) by the constructor, so a later clean
+close never marks an unrecovered partition clean.
 
 Thread-safety: every public method may be called from any thread; topic changes and log opening
 hold the store lock; the returned Log objects are themselves thread-safe.
@@ -110,6 +111,18 @@ class LogStore:
             raise
         self._logs: dict[tuple[str, int], Log] = {}
         self.scheduler = Scheduler(name="logstore-store", time_ms=time_ms, start=background)
+        if not self.clean_shutdown and self._topics:
+            # After a crash every partition is recovered now, as Kafka's LogManager does at
+            # startup: logs otherwise open lazily, and the next clean close would write the
+            # clean-shutdown marker over partitions this session never recovered.
+            try:
+                self.all_logs()
+            except BaseException:
+                self.scheduler.shutdown()
+                for log in self._logs.values():
+                    log.close()
+                self._dir_lock.release()
+                raise
         self.scheduler.schedule("retention", self.run_retention, retention_check_interval_ms)
         self.scheduler.schedule("checkpoints", self.write_checkpoints, checkpoint_interval_ms)
 

@@ -116,3 +116,17 @@ def test_topics_file_is_plain_json(tmp_path):
         store.create_topic("x", partitions=2, config={"retention.ms": 1000})
     data = json.loads((tmp_path / "data" / "topics.json").read_text())
     assert data["x"]["partitions"] == 2 and data["x"]["config"] == {"retention.ms": 1000}
+
+
+def test_an_unclean_open_recovers_every_partition_not_only_those_used(tmp_path):
+    path = tmp_path / "data"
+    store = LogStore(path)
+    store.create_topic("t", partitions=3)
+    for p in range(3):
+        store.log("t", p).append([b"x"] * (p + 1))
+    store.abandon()
+    with LogStore(path) as store:
+        assert len(store.open_logs()) == 3            # all recovered at open
+        assert all(log.recovery_report.segments_recovered == [0] for log in store.open_logs())
+        store.log("t", 0).append([b"y"])              # only one partition used afterwards
+    # The autouse checker then finds every partition trimmed and consistent.
