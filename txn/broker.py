@@ -259,6 +259,15 @@ class Broker:
                 del self._partitions[key]
             self.store.delete_topic(topic)
 
+    def delete_topic(self, topic: str) -> None:
+        """Delete a topic (AdminClient.delete_topics) and forget its open partitions, so a
+        topic created again under the name starts afresh."""
+        with self._lock:
+            self.store.delete_topic(topic)
+            for key in [k for k in self._partitions if k[0] == topic]:
+                del self._partitions[key]
+        self.notify_data()
+
     def partitions_of(self, topic: str) -> int:
         return self.store.topic(topic).partitions
 
