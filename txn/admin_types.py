@@ -124,7 +124,7 @@ class ConfigEntry:
     def __init__(self, name: str, value: str | None,
                  source: ConfigSource = ConfigSource.UNKNOWN_CONFIG, is_read_only: bool = False,
                  is_default: bool = False, is_sensitive: bool = False,
-                 is_synonym: bool = False, synonyms: dict | None = None,
+                 is_synonym: bool = False, synonyms: dict = {},  # noqa: B006 (as theirs)
                  incremental_operation: AlterConfigOpType | None = None):
         self.name = name
         self.value = value

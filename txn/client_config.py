@@ -55,6 +55,8 @@ PARTITIONERS = ("consistent_random", "consistent", "murmur2_random", "murmur2", 
 ASSIGNORS = ("range", "roundrobin")
 CALLBACK_KEYS = ("on_delivery", "error_cb", "on_commit", "throttle_cb", "stats_cb",
                  "oauth_cb", "logger")
+# confluent-kafka handles these in one client class only; the others reject them as unknown.
+CLIENT_ONLY = {"on_delivery": "Producer", "on_commit": "Consumer"}
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ IGNORED = frozenset((
     "message.send.max.retries", "message.timeout.ms", "metadata.broker.list",
     "metadata.max.age.ms", "metadata.recovery.rebootstrap.trigger.ms",
     "metadata.recovery.strategy",
-    "oauthbearer_token_refresh_cb", "open_cb", "opaque", "plugin.library.paths",
+    "oauthbearer_token_refresh_cb", "open_cb", "opaque",
     "queue.buffering.backpressure.threshold", "queued.max.messages.kbytes",
     "queued.min.messages", "reconnect.backoff.jitter.ms", "reconnect.backoff.max.ms",
     "reconnect.backoff.ms", "request.timeout.ms", "resolve_cb", "retries",
@@ -290,6 +292,8 @@ def parse_config(conf: dict | None, kwargs: dict | None = None, *,
             raise invalid(f"configuration property names are strings, got {name!r}")
         canonical = ALIASES.get(name, name)
         key = SUPPORTED.get(canonical)
+        if CLIENT_ONLY.get(canonical, client) != client:
+            key = None
         if key is not None:
             values[canonical] = _coerce(key, value)
             given.add(canonical)

@@ -708,7 +708,7 @@ class Consumer:
             for tp in partitions:
                 self._part(tp).paused = False
 
-    def get_watermark_offsets(self, partition: TopicPartition, timeout: float | None = None,
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = -1,
                               cached: bool = False):
         """(low, high): the log start offset and the high watermark (the last stable offset
         for read_committed consumers, as a ListOffsets with that isolation answers)."""

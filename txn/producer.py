@@ -621,16 +621,16 @@ class Producer:
     def _accumulators(self):
         return [acc for state in list(self._all_topics) for acc in state.accs]
 
-    def close(self, timeout: float = -1) -> bool:
+    def close(self) -> bool:
         """Abort an open transaction, flush, stop the sender and release the engine."""
         if self._closed:
             return True
         if self._txn.enabled and self._fatal is None and self._txn.in_transaction():
             try:
-                self._txn.abort(timeout)
+                self._txn.abort(-1)
             except KafkaException as exc:
                 logger.info("close(): aborting the open transaction failed: %s", exc)
-        self.flush(timeout)
+        self.flush()
         self._stop_sender()
         self._closed = True
         self._blocked = True
@@ -766,9 +766,9 @@ class Producer:
         """InitProducerId without a transactional id; sequences restart at 0."""
         coordinator = self._broker.transaction_coordinator
         self._pid, self._epoch = coordinator.init_producer_id(None, 0)
-        self.reset_sequences()
+        self._reset_sequences()
 
-    def reset_sequences(self) -> None:
+    def _reset_sequences(self) -> None:
         for acc in self._accumulators():
             acc.sequence = 0
 

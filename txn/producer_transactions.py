@@ -171,7 +171,7 @@ class Transactions:
 
     def _set_producer(self, pid: int, epoch: int) -> None:
         self.producer._pid, self.producer._epoch = pid, epoch
-        self.producer.reset_sequences()
+        self.producer._reset_sequences()
 
     def begin(self) -> None:
         self._require(READY)

@@ -152,3 +152,10 @@ def test_a_bad_broker_key_is_an_invalid_argument(tmp_path):
 def test_every_supported_key_has_a_kind():
     assert all(key.kind in ("int", "bool", "str", "enum", "callable", "object", "list")
                for key in SUPPORTED.values())
+
+
+def test_callbacks_belong_to_their_client_as_in_confluent_kafka(tmp_path):
+    with pytest.raises(KafkaException, match="on_delivery"):
+        Consumer(conf(tmp_path, **{"group.id": "g", "on_delivery": print}))
+    with pytest.raises(KafkaException, match="on_commit"):
+        Producer(conf(tmp_path, on_commit=print))
