@@ -9,7 +9,8 @@ import struct
 import threading
 
 from wire_support import (
-    INTERNAL_PARTITIONS, KioClient, closed_by_peer, decode_response, encode_request, recv_frame, req, req_nested)
+    INTERNAL_PARTITIONS, KioClient, closed_by_peer, decode_response, encode_request,
+    recv_frame, req, req_nested)
 
 from logstore.record_batch import RecordBatch, build_batch
 from txn.broker import Broker
@@ -81,7 +82,7 @@ def test_an_unsupported_api_versions_version_gets_the_list_and_the_connection_st
     assert [(k.api_key, k.min_version, k.max_version) for k in response.api_keys] == \
         REGISTRY.versions()
     sock.sendall(encode_request(api_versions(), 78))
-    assert decode_response(recv_frame(sock), 18, 3) [1].error_code == NONE
+    assert decode_response(recv_frame(sock), 18, 3)[1].error_code == NONE
     sock.close()
 
 

@@ -91,8 +91,9 @@ async def metadata(ctx, request):
             topic_authorized_operations=TOPIC_OPERATIONS if include_ops
             else AUTHORIZED_OPERATIONS_OMITTED))
     include_cluster_ops = bool(getattr(request, "include_cluster_authorized_operations", False))
-    broker = ctx.nested("MetadataResponseBroker", node_id=node, host=ctx.server.advertised_host,
-                        port=ctx.server.advertised_port, rack=None)
+    broker = ctx.nested("MetadataResponseBroker", node_id=node,
+                        host=ctx.server.advertised_host, port=ctx.server.advertised_port,
+                        rack=None)
     return ctx.response(
         throttle_time=0, brokers=[broker], cluster_id=ctx.broker.store.cluster_id,
         controller_id=node, topics=topics,
@@ -108,7 +109,8 @@ def _coordinator(ctx, key: str, key_type: int) -> dict:
         return dict(key=key, error_code=INVALID_REQUEST, node_id=-1, host="", port=-1,
                     error_message="an empty coordinator key")
     return dict(key=key, error_code=NONE, node_id=ctx.server.node_id,
-                host=ctx.server.advertised_host, port=ctx.server.advertised_port, error_message=None)
+                host=ctx.server.advertised_host, port=ctx.server.advertised_port,
+                error_message=None)
 
 
 @handler(ApiKey.FIND_COORDINATOR, 0, 5)
