@@ -1011,6 +1011,8 @@ class GroupCoordinator:
         with self._groups_lock:
             group_ids = list(self._groups)
         for group_id in group_ids:
+            if self._closed:
+                return
             with self._locked(group_id) as (group, _out):
                 if (group is not None and group.state == EMPTY and not group.pending_join
                         and not self._state(group_id).has_group(group_id)):
