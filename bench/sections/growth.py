@@ -29,6 +29,7 @@ import time
 
 from logstore import checkpoint
 from logstore.log import CLEAN_SHUTDOWN_FILE, Log
+from logstore.segment import parse_base_offset
 
 from bench import _env, _plot
 from bench._report import Group, Row, Table, fmt_num
@@ -222,11 +223,12 @@ def recovery_vs_unflushed(ctx: Context, on_progress) -> list[dict]:
     sizes_mib = ctx.pick((1, 4, 16, 64, 128), (1, 4, 16, 64, 256, 1024))
     out = []
     for n, mib in enumerate(sizes_mib):
-        path, unflushed = build_unflushed(ctx, mib << 20)
+        path, unflushed, first = build_unflushed(ctx, mib << 20)
         try:
-            segment = sorted(glob.glob(os.path.join(path, "*.log")))[-1]
-            subject = reopen_case(path)
-            limit = read_case(segment)
+            segments = [p for p in sorted(glob.glob(os.path.join(path, "*.log")))
+                        if parse_base_offset(os.path.basename(p)) >= first]
+            subject = reopen_case(path, first, segments)
+            limit = read_case(segments)
             settings = ctx.settings_with(min_iterations=1, min_wall_s=0.0, settle=False,
                                          rounds=3)
             cmp = compare([subject, limit], settings)
@@ -245,9 +247,10 @@ def recovery_vs_unflushed(ctx: Context, on_progress) -> list[dict]:
 PREFIX_BYTES = 8 << 20
 
 
-def build_unflushed(ctx: Context, unflushed: int) -> tuple[str, int]:
-    """A log with a flushed, checkpointed prefix and `unflushed` bytes in a new segment after
-    it, abandoned without a flush or a clean-shutdown marker."""
+def build_unflushed(ctx: Context, unflushed: int) -> tuple[str, int, int]:
+    """A log with a flushed, checkpointed prefix and `unflushed` bytes in new segments after
+    it (one, unless U exceeds segment.bytes), abandoned without a flush or a clean-shutdown
+    marker. Returns (path, unflushed bytes, base offset of the first unflushed segment)."""
     path = ctx.path("unflushed")
     pool = [batch[:RECORDS] for batch in ctx.records.pools[SIZE]]
     with Log.open(path) as log:                       # close: flush + checkpoint + marker
@@ -257,7 +260,7 @@ def build_unflushed(ctx: Context, unflushed: int) -> tuple[str, int]:
             i += 1
     saved = _read(os.path.join(path, checkpoint.RECOVERY_POINT_FILE))
     log = Log.open(path)
-    log.roll()
+    first = log.roll().base_offset
     start = log.size_in_bytes
     while log.size_in_bytes - start < unflushed:
         log.append(pool[i % len(pool)])
@@ -266,7 +269,7 @@ def build_unflushed(ctx: Context, unflushed: int) -> tuple[str, int]:
     log.abandon()
     with open(os.path.join(path, ".bench-recovery-point"), "wb") as f:
         f.write(saved)
-    return path, size
+    return path, size, first
 
 
 def _read(path: str) -> bytes:
@@ -284,7 +287,8 @@ def _make_unclean(path: str) -> None:
                     os.path.join(path, checkpoint.RECOVERY_POINT_FILE))
 
 
-def reopen_case(path: str) -> Case:
+def reopen_case(path: str, first: int, segments: list[str]) -> Case:
+    """Log.open after the simulated kill: it must recover exactly the unflushed segments."""
     def setup(n: int) -> dict:
         _make_unclean(path)
         return {}
@@ -295,28 +299,31 @@ def reopen_case(path: str) -> Case:
                 state.pop("log").close()
                 _make_unclean(path)
             log = state["log"] = Log.open(path)
-            assert len(log.recovery_report.segments_recovered) == 1, log.recovery_report
+            recovered = log.recovery_report.segments_recovered
+            assert recovered and recovered[0] == first and \
+                len(recovered) == len(segments), log.recovery_report
 
     def teardown(state: dict) -> None:
         if "log" in state:
             state.pop("log").close()
 
-    size = sorted(os.path.getsize(p) for p in glob.glob(os.path.join(path, "*.log")))[-1]
+    size = sum(os.path.getsize(p) for p in segments)
     return Case("logstore Log.open (recovery)", run, {"records": 1, "bytes": size},
                 setup=setup, teardown=teardown)
 
 
-def read_case(segment: str) -> Case:
+def read_case(segments: list[str]) -> Case:
     buffer = memoryview(bytearray(1 << 20))
 
     def run(state, n: int) -> None:
         for _ in range(n):
-            with open(segment, "rb", buffering=0) as f:
-                while f.readinto(buffer):
-                    pass
+            for segment in segments:
+                with open(segment, "rb", buffering=0) as f:
+                    while f.readinto(buffer):
+                        pass
 
-    return Case("raw f.readinto of the segment", run,
-                {"records": 1, "bytes": os.path.getsize(segment)})
+    return Case("raw f.readinto of the segments", run,
+                {"records": 1, "bytes": sum(os.path.getsize(p) for p in segments)})
 
 
 # ------------------------------------------------------------------------------------------------
