@@ -18,9 +18,13 @@ from logstore import record_batch
 SEED = 1234
 
 
-def mark(benchmark, group: str, role: str) -> None:
-    benchmark.group = group
-    benchmark.extra_info["role"] = role
+@pytest.fixture
+def mark(benchmark):
+    """mark(group, role): name the benchmark's group and its role in it."""
+    def set_group(group: str, role: str) -> None:
+        benchmark.group = group
+        benchmark.extra_info["role"] = role
+    return set_group
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import pytest
 
 from logstore import record_batch
 
-from conftest import mark
 
 
 @pytest.fixture(scope="module", params=["100 B", "1 KiB"])
@@ -15,37 +14,37 @@ def values(request, values_100, values_1k):
     return request.param, values_100 if request.param == "100 B" else values_1k
 
 
-def test_build_batch_into_scratch(benchmark, values):
+def test_build_batch_into_scratch(benchmark, mark, values):
     label, vals = values
-    mark(benchmark, f"build 1000 × {label}", "subject")
+    mark(f"build 1000 × {label}", "subject")
     scratch = bytearray(2 << 20)
     view = benchmark(record_batch.build_batch, vals, out=scratch)
     assert record_batch.RecordBatch(view).records_count == len(vals)
 
 
-def test_build_batch_new_buffer(benchmark, values):
+def test_build_batch_new_buffer(benchmark, mark, values):
     label, vals = values
-    mark(benchmark, f"build 1000 × {label}", "subject")
+    mark(f"build 1000 × {label}", "subject")
     benchmark(record_batch.build_batch, vals)
 
 
-def test_build_baseline_join(benchmark, values):
+def test_build_baseline_join(benchmark, mark, values):
     label, vals = values
-    mark(benchmark, f"build 1000 × {label}", "baseline")
+    mark(f"build 1000 × {label}", "baseline")
     benchmark(b"".join, vals)
 
 
-def test_decode_records(benchmark, values):
+def test_decode_records(benchmark, mark, values):
     label, vals = values
-    mark(benchmark, f"decode 1000 × {label}", "subject")
+    mark(f"decode 1000 × {label}", "subject")
     batch = record_batch.RecordBatch(record_batch.build_batch(vals))
     assert len(benchmark(batch.records)) == len(vals)
 
 
-def test_decode_baseline_split(benchmark, values):
+def test_decode_baseline_split(benchmark, mark, values):
     """The strongest simple decode of fixed-size records: slice a bytes object."""
     label, vals = values
-    mark(benchmark, f"decode 1000 × {label}", "baseline")
+    mark(f"decode 1000 × {label}", "baseline")
     data = b"".join(vals)
     size = len(vals[0])
 

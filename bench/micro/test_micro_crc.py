@@ -10,7 +10,6 @@ import pytest
 
 from logstore import _ffi
 
-from conftest import mark
 
 SIZES = {"100 B": 100, "1 MiB": 1 << 20}
 
@@ -20,33 +19,33 @@ def data(request, rng):
     return request.param, rng.randbytes(SIZES[request.param])
 
 
-def test_crc_hw(benchmark, data):
+def test_crc_hw(benchmark, mark, data):
     label, buf = data
     if not _ffi.crc32c_hw_available():
         pytest.skip("no SSE4.2 on this CPU")
-    mark(benchmark, f"crc32c {label}", "subject")
+    mark(f"crc32c {label}", "subject")
     assert benchmark(_ffi.crc32c_hw, buf) == crc32c.crc32c(buf)
 
 
-def test_crc_sw(benchmark, data):
+def test_crc_sw(benchmark, mark, data):
     label, buf = data
-    mark(benchmark, f"crc32c {label}", "subject")
+    mark(f"crc32c {label}", "subject")
     assert benchmark(_ffi.crc32c_sw, buf) == crc32c.crc32c(buf)
 
 
-def test_crc_dispatching(benchmark, data):
+def test_crc_dispatching(benchmark, mark, data):
     label, buf = data
-    mark(benchmark, f"crc32c {label}", "subject")
+    mark(f"crc32c {label}", "subject")
     assert benchmark(_ffi.crc32c, buf) == crc32c.crc32c(buf)
 
 
-def test_crc_baseline_crc32c_package(benchmark, data):
+def test_crc_baseline_crc32c_package(benchmark, mark, data):
     label, buf = data
-    mark(benchmark, f"crc32c {label}", "baseline")
+    mark(f"crc32c {label}", "baseline")
     benchmark(crc32c.crc32c, buf)
 
 
-def test_crc_reference_zlib_crc32(benchmark, data):
+def test_crc_reference_zlib_crc32(benchmark, mark, data):
     label, buf = data
-    mark(benchmark, f"crc32c {label}", "reference")
+    mark(f"crc32c {label}", "reference")
     benchmark(zlib.crc32, buf)

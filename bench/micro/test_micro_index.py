@@ -12,7 +12,6 @@ import pytest
 from logstore import _ffi
 from logstore.offset_index import OffsetIndex
 
-from conftest import mark
 
 ENTRIES = 1 << 20
 GROUP = "offset index lookup, 1M entries"
@@ -29,9 +28,9 @@ def index(rng):
     return raw, relative.tolist(), targets
 
 
-def test_lookup_c(benchmark, index):
+def test_lookup_c(benchmark, mark, index):
     raw, offsets, targets = index
-    mark(benchmark, GROUP, "subject")
+    mark(GROUP, "subject")
     it = itertools.cycle(targets)
     lookup = _ffi.offset_index_lookup
     benchmark(lambda: lookup(raw, ENTRIES, 0, next(it)))
@@ -39,9 +38,9 @@ def test_lookup_c(benchmark, index):
     assert lookup(raw, ENTRIES, 0, t)[0] == offsets[bisect.bisect_right(offsets, t) - 1]
 
 
-def test_lookup_baseline_bisect(benchmark, index):
+def test_lookup_baseline_bisect(benchmark, mark, index):
     raw, offsets, targets = index
-    mark(benchmark, GROUP, "baseline")
+    mark(GROUP, "baseline")
     it = itertools.cycle(targets)
     search = bisect.bisect_right
     benchmark(lambda: offsets[search(offsets, next(it)) - 1])

@@ -7,7 +7,6 @@ import crc32c
 
 from logstore import _ffi
 
-from conftest import mark
 
 GROUP = "scan 64 MiB of 1 KiB-record batches"
 
@@ -19,24 +18,24 @@ def _scan(region, verify_crc: bool):
     return state
 
 
-def test_scan_with_crc(benchmark, segment_region):
-    mark(benchmark, GROUP, "subject")
+def test_scan_with_crc(benchmark, mark, segment_region):
+    mark(GROUP, "subject")
     benchmark(_scan, segment_region, True)
 
 
-def test_scan_headers_only(benchmark, segment_region):
-    mark(benchmark, GROUP, "subject")
+def test_scan_headers_only(benchmark, mark, segment_region):
+    mark(GROUP, "subject")
     benchmark(_scan, segment_region, False)
 
 
-def test_scan_baseline_crc32c_package(benchmark, segment_region):
-    mark(benchmark, GROUP, "baseline")
+def test_scan_baseline_crc32c_package(benchmark, mark, segment_region):
+    mark(GROUP, "baseline")
     benchmark(crc32c.crc32c, segment_region)
 
 
-def test_scan_reference_copy(benchmark, segment_region):
+def test_scan_reference_copy(benchmark, mark, segment_region):
     """Memory bandwidth: one copy of the region into a buffer allocated (and touched) once."""
-    mark(benchmark, GROUP, "reference")
+    mark(GROUP, "reference")
     target = memoryview(bytearray(len(segment_region)))
 
     def copy():

@@ -10,7 +10,6 @@ import pytest
 from logstore import _ffi
 from logstore.txn_index import ENTRY, AbortedTxn
 
-from conftest import mark
 
 ENTRIES = 10_000
 GROUP = "txn index collect, 10k entries"
@@ -28,8 +27,8 @@ def region():
 FETCH, UPPER = 400_000, 600_000       # the middle fifth of the index matches
 
 
-def test_collect_c(benchmark, region):
-    mark(benchmark, GROUP, "subject")
+def test_collect_c(benchmark, mark, region):
+    mark(GROUP, "subject")
     found, _stop = benchmark(_ffi.txn_index_collect, region, FETCH, UPPER)
     assert len(found) == len(_python_collect(region))
 
@@ -39,8 +38,8 @@ def _python_collect(region):
             if last >= FETCH and first < UPPER]
 
 
-def test_collect_baseline_python(benchmark, region):
-    mark(benchmark, GROUP, "baseline")
+def test_collect_baseline_python(benchmark, mark, region):
+    mark(GROUP, "baseline")
     benchmark(_python_collect, region)
 
 
