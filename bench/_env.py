@@ -35,28 +35,41 @@ def ram_bytes() -> int:
 
 
 def mount_of(path: str) -> dict:
-    """The /proc/mounts entry of the file system holding `path` (the longest mount point that is
-    a prefix of its real path and on the same device)."""
+    """The /proc/mounts entry of the file system holding `path`: the longest mount point that
+    contains its real path and is on the same device (a later mount over the same point wins)."""
     real = os.path.realpath(path)
     device = os.stat(real).st_dev
-    best = {"device": "?", "mount_point": "/", "fstype": "?", "options": ""}
-    with contextlib.suppress(OSError):
+    best = None
+    for source, point, fstype, options in _mounts():
+        if not (real == point or real.startswith(point.rstrip("/") + "/")):
+            continue
+        if _device(point) != device:
+            continue
+        if best is None or len(point) >= len(best["mount_point"]):
+            best = {"device": source, "mount_point": point, "fstype": fstype,
+                    "options": options}
+    return best or {"device": "?", "mount_point": "?", "fstype": "?", "options": ""}
+
+
+def _mounts() -> list[tuple[str, str, str, str]]:
+    try:
         with open("/proc/mounts", encoding="utf-8") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 4:
-                    continue
-                source, point, fstype, options = parts[:4]
-                point = point.replace("\\040", " ")
-                inside = real == point or real.startswith(point.rstrip("/") + "/")
-                if not inside or len(point) < len(best["mount_point"]) and best["device"] != "?":
-                    continue
-                with contextlib.suppress(OSError):
-                    if os.stat(point).st_dev != device:
-                        continue
-                best = {"device": source, "mount_point": point, "fstype": fstype,
-                        "options": options}
-    return best
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 4:
+            out.append((parts[0], parts[1].replace("\\040", " "), parts[2], parts[3]))
+    return out
+
+
+def _device(path: str) -> int | None:
+    try:
+        return os.stat(path).st_dev
+    except OSError:
+        return None
 
 
 def free_bytes(path: str) -> int:

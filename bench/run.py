@@ -31,8 +31,8 @@ from bench._timer import Settings  # noqa: E402
 
 DEFAULT_OUT = os.path.join(_env.REPO_ROOT, "bench", "results")
 QUICK_SETTINGS = Settings(rounds=3, min_wall_s=0.12, min_iterations=3)
-FULL_SETTINGS = Settings(rounds=5, min_wall_s=0.6, min_iterations=5)
-PROFILE_ITERATIONS_CAP = 2000
+FULL_SETTINGS = Settings(rounds=7, min_wall_s=0.6, min_iterations=5)
+PROFILE_ITERATIONS_CAP = {"quick": 300, "full": 2000}
 
 
 def load_sections() -> None:
@@ -154,7 +154,8 @@ def explain_misses(result: SectionResult, ctx: Context) -> None:
         if row.status != "MISS" or row.profile is None:
             continue
         subject, baseline, iterations = row.profile
-        iterations = max(1, min(iterations, PROFILE_ITERATIONS_CAP))
+        cap = PROFILE_ITERATIONS_CAP["quick" if ctx.quick else "full"]
+        iterations = max(1, min(iterations, cap))
         sub = _profile.cprofile_case(subject, iterations)
         base = _profile.cprofile_case(baseline, iterations) if baseline is not None else None
         perf = _profile.perf_case(subject, iterations)

@@ -30,7 +30,7 @@ def run(ctx: Context):
         "payload with `os.write` and call `os.fdatasync` after each chunk (batch: the 1000 "
         "values joined; message: the one value). Both append to a fresh file that grows, so "
         "each sync also commits the file-size change, as logstore's do.")
-    thread_counts = ctx.pick((1, 4, 16), (1, 2, 4, 8, 16))
+    thread_counts = ctx.pick((1, 8), (1, 2, 4, 8, 16))
     steps = ctx.steps(3 + len(thread_counts))
     for size in (100, 1024):
         label = f"{size} B" if size < 1024 else "1 KiB"
@@ -66,7 +66,7 @@ def per_message(ctx: Context, result, steps) -> Group:
     limit = _cases.raw_write_fdatasync(ctx, size, ctx.records.singles(size),
                                        "raw os.write+fdatasync per message", records=1,
                                        latencies=True)
-    settings = ctx.settings_with(min_iterations=ctx.pick(300, 1000))
+    settings = ctx.settings_with(min_iterations=ctx.pick(150, 1000))
     cmp = compare([subject, limit], settings, on_round=steps.sub("per-message durable"))
     steps.finish()
     result.raw["durable_message_100"] = cmp.to_json()
@@ -106,7 +106,7 @@ def group_commit(ctx: Context, result, steps, thread_counts) -> Table:
     size = 100
     rows = []
     xs, ours, raws = [], [], []
-    settings = ctx.settings_with(min_iterations=ctx.pick(200, 600))
+    settings = ctx.settings_with(min_iterations=ctx.pick(100, 600))
     for threads in thread_counts:
         subject = _cases.log_group_commit(ctx, size, threads)
         limit = _cases.raw_group_commit(ctx, size, threads)
