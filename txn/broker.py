@@ -219,9 +219,9 @@ class Broker:
         # One thread runs transaction-completion work (marker listeners) in order, outside every
         # partition and coordinator lock, as Kafka's scheduleHandleTxnCompletion.
         self._completions = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txn-completion")
+        self._partitions: dict[tuple[str, int], object] = {}
         try:
             self.state = BrokerState(self.store.path)
-            self._partitions: dict[tuple[str, int], object] = {}
             self._create_internal_topics()
             from txn.coordinator import TransactionCoordinator
             from txn.group_coordinator import GroupCoordinator
@@ -230,6 +230,8 @@ class Broker:
             self._schedule_tasks()
         except BaseException:
             self._completions.shutdown(wait=True)
+            for partition in list(self._partitions.values()):
+                partition.close()
             self.store.close()
             raise
 

@@ -69,6 +69,8 @@ TransactionCoordinatorFenced = _define("TransactionCoordinatorFenced", 52,
                                        "TRANSACTION_COORDINATOR_FENCED", fatal=True)
 UnknownProducerId = _define("UnknownProducerId", 59, "UNKNOWN_PRODUCER_ID", abortable=True)
 GroupIdNotFound = _define("GroupIdNotFound", 69, "GROUP_ID_NOT_FOUND")
+NonEmptyGroup = _define("NonEmptyGroup", 68, "NON_EMPTY_GROUP")
+GroupMaxSizeReached = _define("GroupMaxSizeReached", 81, "GROUP_MAX_SIZE_REACHED")
 MemberIdRequired = _define("MemberIdRequired", 79, "MEMBER_ID_REQUIRED")
 FencedInstanceId = _define("FencedInstanceId", 82, "FENCED_INSTANCE_ID", fatal=True)
 UnstableOffsetCommit = _define(

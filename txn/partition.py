@@ -148,8 +148,10 @@ class TxnPartition:
                validate: bool = True) -> AppendResult:
         """Append one record batch after the producer-state checks (see the module doc)."""
         buf = batch if _writable(batch) else bytearray(batch)
-        if validate:
+        if validate and origin == AppendOrigin.CLIENT:
             record_batch.validate_for_append(buf, self.log.config.max_message_bytes)
+        elif validate:
+            _ffi.validate_batch(buf, f"{self.name}: {origin} append")   # framing and CRC
         header = _ffi.parse_header(buf)
         producer_id = header.producer_id
         if producer_id < 0:
