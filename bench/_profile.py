@@ -89,8 +89,30 @@ def categorize(filename: str, function: str) -> str:
     return "other Python"
 
 
-def cprofile_case(case: Case, iterations: int, top: int = 8) -> Profile:
-    """Run `iterations` iterations of the case under cProfile; the top functions by own time."""
+PROFILE_ROUNDS = 2
+
+
+def cprofile_cases(cases: list[Case], iterations: int, top: int = 8) -> list[Profile]:
+    """Profile each case for about `iterations` iterations, in PROFILE_ROUNDS halves run in
+    alternating order (A B, B A), as the timer does, so neither case always runs right after
+    the other's I/O; the halves are merged. One Profile per case, in order."""
+    half = max(1, iterations // PROFILE_ROUNDS)
+    merged: dict[str, tuple[pstats.Stats | None, float]] = {c.name: (None, 0.0) for c in cases}
+    for round_number in range(PROFILE_ROUNDS):
+        for case in (cases if round_number % 2 == 0 else cases[::-1]):
+            profiler, elapsed = _profile_once(case, half)
+            stats, total = merged[case.name]
+            if stats is None:
+                stats = pstats.Stats(profiler)
+            else:
+                stats.add(profiler)
+            merged[case.name] = (stats, total + elapsed)
+    done = half * PROFILE_ROUNDS
+    return [_summarise(case.name, merged[case.name][0], merged[case.name][1], done, top)
+            for case in cases]
+
+
+def _profile_once(case: Case, iterations: int) -> tuple[cProfile.Profile, float]:
     state = case.setup(iterations)
     os.sync()                     # as the timer does: no writeback left over from earlier work
     profiler = cProfile.Profile()
@@ -102,20 +124,24 @@ def cprofile_case(case: Case, iterations: int, top: int = 8) -> Profile:
         total = time.perf_counter() - start
     finally:
         case.teardown(state)
-    stats = pstats.Stats(profiler)
+    return profiler, total
+
+
+def _summarise(name: str, stats: pstats.Stats, total: float, iterations: int,
+               top: int) -> Profile:
     rows = []
     categories: dict[str, float] = {}
     for (filename, _line, function), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():
-        name = _function_name(filename, function)
-        category = categorize(filename, name)
+        label = _function_name(filename, function)
+        category = categorize(filename, label)
         us = tottime / iterations * 1e6
         categories[category] = categories.get(category, 0.0) + us
-        rows.append((us, name, category))
+        rows.append((us, label, category))
     rows.sort(reverse=True)
     per_iteration = total / iterations * 1e6
-    entries = [Entry(name, category, us, us / per_iteration if per_iteration else 0.0)
-               for us, name, category in rows[:top]]
-    return Profile(case.name, iterations, per_iteration, entries,
+    entries = [Entry(label, category, us, us / per_iteration if per_iteration else 0.0)
+               for us, label, category in rows[:top]]
+    return Profile(name, iterations, per_iteration, entries,
                    dict(sorted(categories.items(), key=lambda kv: -kv[1])))
 
 

@@ -48,6 +48,9 @@ class Row:
     target: Target | None = None
     measure: float | None = None          # for absolute targets, in target.unit
     note: str = ""
+    # The same ratio by CPU time of this process (CPU-bound rows only): blind to other processes
+    # taking the cores, which on a shared machine slow the CPU-heavy side more.
+    cpu_ratio: Ratio | None = None
     # (subject case, baseline case or None, iterations) to profile when the row misses
     profile: tuple[Case, Case | None, int] | None = None
 
@@ -65,6 +68,7 @@ class Row:
         return {"name": self.name, "durability": self.durability,
                 "records_per_s": self.records_per_s, "mb_per_s": self.mb_per_s,
                 "ratio": self.ratio.to_json() if self.ratio else None, "limit": self.limit,
+                "cpu_ratio": self.cpu_ratio.to_json() if self.cpu_ratio else None,
                 "target": self.target.text() if self.target else None,
                 "measure": self.measure, "status": self.status or None, "note": self.note}
 
@@ -148,7 +152,7 @@ def _cell(value: Any) -> str:
 
 
 FIGURE_COLUMNS = ["Case", "Durability", "records/s", "MB/s", "Ratio to limit (min–max)",
-                  "Limit (same run)", "Target", "Result"]
+                  "Limit (same run)", "Target", "Result", "Ratio by CPU time"]
 
 
 def figure_table(rows: list[Row], caption: str = "") -> Table:
@@ -165,7 +169,8 @@ def _figure_cells(row: Row) -> list[str]:
     return [row.name + (f" — *{row.note}*" if row.note else ""), row.durability,
             fmt_count(row.records_per_s), fmt_num(row.mb_per_s),
             row.ratio.text() if row.ratio else "–", row.limit or "–",
-            row.target.text() if row.target else "–", _status_cell(row)]
+            row.target.text() if row.target else "–", _status_cell(row),
+            row.cpu_ratio.text() if row.cpu_ratio else "–"]
 
 
 def _status_cell(row: Row) -> str:
@@ -258,7 +263,11 @@ def summary_paragraph(env: dict, mode: str, wall_s: float, sections: list[str]) 
         f"{dirty.get('dirty_ratio', '?')}%. Every ratio divides the subject by a baseline "
         f"measured in the same run, interleaved round by round (A B, B A, …); figures are "
         f"medians over rounds with the min–max of the per-round ratios in brackets; PASS/MISS "
-        f"uses the median. MB/s counts record payload bytes (values), 1 MB = 10^6 B; GB/s for "
+        f"uses the median. The last column repeats the ratio by CPU time of this process (user + "
+        f"sys) for CPU-bound rows: other processes taking the cores (see each section's load "
+        f"and pressure figures) slow the CPU-heavy side of a comparison more than the other, "
+        f"and CPU time does not see that; it is for reading, PASS/MISS stays on wall time. "
+        f"MB/s counts record payload bytes (values), 1 MB = 10^6 B; GB/s for "
         f"scans counts file bytes, 1 GB = 10^9 B. " + durability_glossary())
 
 

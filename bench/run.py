@@ -156,8 +156,8 @@ def explain_misses(result: SectionResult, ctx: Context) -> None:
         subject, baseline, iterations = row.profile
         cap = PROFILE_ITERATIONS_CAP["quick" if ctx.quick else "full"]
         iterations = max(1, min(iterations, cap))
-        sub = _profile.cprofile_case(subject, iterations)
-        base = _profile.cprofile_case(baseline, iterations) if baseline is not None else None
+        profiles = _profile.cprofile_cases([c for c in (subject, baseline) if c], iterations)
+        sub, base = profiles[0], (profiles[1] if baseline is not None else None)
         perf = _profile.perf_case(subject, iterations)
         note = perf_note or ("" if perf else "perf recorded no usable samples")
         result.explanations.append(explain_miss(row, sub, base, perf, note))

@@ -53,7 +53,7 @@ def run(ctx: Context):
         ]
         rows.append(Row(f"Log.append vs the per-record loop, {label}",
                         _cases.DURABILITY_BUFFERED, ratio=cmp.ratio(subject.name, naive.name),
-                        limit=naive.name))
+                        limit=naive.name, cpu_ratio=cmp.cpu_ratio(subject.name, naive.name)))
         result.groups.append(Group(f"Log.append, {label} values", rows))
         result.raw[f"append_{size}"] = cmp.to_json()
 
@@ -126,4 +126,5 @@ def _row(cmp, subject: str, limit: str, label: str, target: Target | None,
     case = cmp[subject]
     return Row(label, _cases.DURABILITY_BUFFERED, records_per_s=case.rate("records"),
                mb_per_s=case.rate("bytes") / MB, ratio=cmp.ratio(subject, limit), limit=limit,
-               target=target, profile=profile, note=note)
+               target=target, profile=profile, note=note,
+               cpu_ratio=cmp.cpu_ratio(subject, limit) if subject != limit else None)

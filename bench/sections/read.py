@@ -179,4 +179,5 @@ def _row(cmp, subject: str, limit: str, label: str, target, case: Case | None = 
     c = cmp[subject]
     return Row(label, DURABILITY, c.rate("records"), c.rate("bytes") / MB,
                cmp.ratio(subject, limit), limit, target,
-               profile=(case, baseline, c.iterations) if case is not None else None)
+               profile=(case, baseline, c.iterations) if case is not None else None,
+               cpu_ratio=cmp.cpu_ratio(subject, limit) if subject != limit else None)
