@@ -49,7 +49,7 @@ def run(ctx: Context):
     result.intro = (
         f"persist-queue {getattr(persistqueue, '__version__', '?')}, 100 B items (the records "
         "of `append`), one item per call. Ratios are logstore ÷ the named peer. "
-        + (__doc__.split("\n\n")[1].replace("\n", " ")))
+        + "\n\n" + "\n\n".join(__doc__.strip().split("\n\n")[1:]))
     steps = ctx.steps(3)
     single = ctx.settings_with(min_iterations=ctx.pick(100, 300))
 
