@@ -231,15 +231,16 @@ static PyObject *headers_object(const uint8_t *buf, const ls_record *r, int *rc)
     return list;
 }
 
-/* One object for record r; a new reference, or NULL with *rc set (or a Python error set). */
+/* One object for record r; a new reference, or NULL with *rc set (or a Python error set).
+ * timestamp: a reference to lend to the object (records of a batch mostly share one). */
 static PyObject *record_object(const object_plan *plan, const uint8_t *buf, const ls_record *r,
-                               int64_t offset, int64_t timestamp, int *rc) {
+                               int64_t offset, PyObject *timestamp, int *rc) {
     PyObject *fields[RECORD_FIELDS];
     fields[0] = PyLong_FromLongLong(offset);
     fields[1] = fields[0] ? field_object(buf + r->key_offset, r->key_length) : NULL;
     fields[2] = fields[1] ? field_object(buf + r->value_offset, r->value_length) : NULL;
     fields[3] = fields[2] ? headers_object(buf, r, rc) : NULL;
-    fields[4] = fields[3] ? PyLong_FromLongLong(timestamp) : NULL;
+    fields[4] = fields[3] ? Py_NewRef(timestamp) : NULL;
     PyObject *obj = fields[4] ? plan->type->tp_alloc(plan->type, 0) : NULL;
     for (int i = 0; i < RECORD_FIELDS; i++) {
         if (obj == NULL) {
@@ -269,28 +270,38 @@ static int build_objects(const uint8_t *buf, size_t len, int32_t count, int64_t 
                          int64_t min_offset, const object_plan *plan, PyObject *out,
                          int32_t *built) {
     size_t pos = 0;
-    for (int32_t i = 0; i < count; i++) {
+    int64_t last_timestamp = 0;
+    PyObject *timestamp_object = NULL;    /* the previous record's, reused while equal */
+    int rc = LS_OK;
+    for (int32_t i = 0; i < count && rc == LS_OK; i++) {
         ls_record r;
-        int rc = ls_record_read(buf, len, &pos, &r);
-        if (rc != LS_OK) {
-            return rc;
-        }
-        int64_t offset = base_offset + r.offset_delta;
-        if (offset < min_offset) {
+        rc = ls_record_read(buf, len, &pos, &r);
+        if (rc != LS_OK || base_offset + r.offset_delta < min_offset) {
             continue;
         }
+        int64_t offset = base_offset + r.offset_delta;
         int64_t timestamp = log_append_time ? max_timestamp : base_timestamp + r.timestamp_delta;
+        if (timestamp_object == NULL || timestamp != last_timestamp) {
+            Py_XDECREF(timestamp_object);
+            timestamp_object = PyLong_FromLongLong(timestamp);
+            last_timestamp = timestamp;
+            if (timestamp_object == NULL) {
+                rc = LS_ERR_INVALID_ARGUMENT;
+                continue;
+            }
+        }
         rc = LS_ERR_INVALID_ARGUMENT;
-        PyObject *obj = record_object(plan, buf, &r, offset, timestamp, &rc);
+        PyObject *obj = record_object(plan, buf, &r, offset, timestamp_object, &rc);
         if (obj == NULL) {
-            return rc;
+            continue;
         }
-        int failed = PyList_Append(out, obj);
+        rc = PyList_Append(out, obj) == 0 ? LS_OK : LS_ERR_INVALID_ARGUMENT;
         Py_DECREF(obj);
-        if (failed) {
-            return LS_ERR_INVALID_ARGUMENT;
-        }
-        (*built)++;
+        *built += rc == LS_OK;
+    }
+    Py_XDECREF(timestamp_object);
+    if (rc != LS_OK) {
+        return rc;
     }
     return pos == len ? LS_OK : LS_ERR_INVALID_RECORD;
 }

@@ -779,6 +779,19 @@ class Consumer:
     def __enter__(self) -> Consumer:
         return self
 
+    def __del__(self):
+        """A consumer dropped without close(): leave the group and release the engine (no
+        commit, no callbacks)."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        try:
+            if self._member is not None:
+                self._member.stop(leave=True)
+            self._broker.release()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
     def __exit__(self, exc_type, exc_value, traceback) -> None:
         self.close()
 

@@ -24,8 +24,8 @@ min(heartbeat.interval.ms, HEARTBEAT_MAX_MS) (an in-process call costs nothing a
 is noticed sooner); subscribed topics ("^regex" patterns included) and their partition counts
 are re-read at each heartbeat, and a change makes the member rejoin (librdkafka does this on
 its metadata refresh). max.poll.interval.ms is enforced from the consumer's progress
-(`consumer._progress()`): past it the member leaves the group and queues _MAX_POLL_EXCEEDED;
-the next poll() joins again.
+(`consumer._progress()`; the member holds the consumer weakly): past it the member leaves the
+group and queues _MAX_POLL_EXCEEDED; the next poll() joins again.
 
 Thread-safety: the member's thread owns the membership state; `events` is a deque (atomic
 appends and pops); `revoked()` and `stop()` may be called from any thread.
@@ -38,6 +38,7 @@ import re
 import socket
 import threading
 import time
+import weakref
 from collections import deque
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -89,7 +90,7 @@ class GroupMember:
 
     def __init__(self, consumer, topics: list[str]):
         cfg = consumer._config
-        self.consumer = consumer
+        self._consumer = weakref.ref(consumer)    # a dropped Consumer is collected
         self.broker = consumer._broker
         self.coordinator = self.broker.group_coordinator
         self.group_id = cfg["group.id"]
@@ -134,7 +135,8 @@ class GroupMember:
     def stop(self, leave: bool = True) -> None:
         self._stop.set()
         self._revoked.set()
-        self._thread.join()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
         if leave and self.member_id and self.instance_id is None:
             try:
                 self.coordinator.leave_group(self.group_id, [self.member_id])
@@ -248,15 +250,22 @@ class GroupMember:
             self._post(GroupEvent(ERROR, error=KafkaError(code, f"group {self.group_id}: "
                                                                 "join failed")))
 
+    def _progress(self):
+        consumer = self._consumer()
+        if consumer is None:
+            self._stop.set()
+            return None
+        return consumer._progress()
+
     def _stable(self) -> str | None:
         """Heartbeat until the assignment must go: REVOKE (rebalance) or LOST; None: stop."""
-        progress = self.consumer._progress()
+        progress = self._progress()
         progress_at = time.monotonic()
         while not self._stop.wait(self.heartbeat_s):
             if self._rejoin.is_set() or self._subscription_changed():
                 return REVOKE
             now = time.monotonic()
-            current = self.consumer._progress()
+            current = self._progress()
             if current != progress:
                 progress, progress_at = current, now
             elif now - progress_at > self.max_poll_s:

@@ -2,15 +2,16 @@
 
 How a record travels (librdkafka's design, in one process):
 
-  1. produce() only extends the accumulator list of the record's partition by two items,
-     value and key (the key slot holds an `_Extended` (key, timestamp, headers, callback) when
-     any of those is given). It takes no lock and looks nothing up but the topic: one
-     list extend is atomic under the GIL, so any number of threads may produce at once and
-     the pairs stay aligned, and no per-record object outlives the call.
+  1. produce() only appends one item to the accumulator list of the record's partition: the
+     value itself for a keyless record, a (value, key) tuple for a keyed one, an `_Extended`
+     (value, key, timestamp, headers, callback) when any of those is given. It takes no lock
+     and looks nothing up but the topic: a list append is atomic under the GIL, so any number
+     of threads may produce at once.
   2. A sender thread per Producer (librdkafka's broker thread) drains every accumulator after
      linger.ms, at once when one holds batch.num.messages records, or on flush(). It takes a
-     prefix of each list (slice, then delete the prefix: producers only append at the end),
-     separates values and keys with two strided slices, cuts them into batches of at most
+     prefix of each list (slice, then delete the prefix: producers only append at the end);
+     a list of keyless records already is the values column (the C sizing pass says so),
+     other lists are split into value and key columns; it cuts them into batches of at most
      batch.size / max.message.bytes, builds each one with record_batch.build_batch (the C
      gather encoder reads the value and key lists directly) and appends it with
      TxnPartition.append(validate=False), carrying the producer id, epoch and sequence
@@ -46,6 +47,7 @@ import logging
 import random
 import threading
 import time
+import weakref
 import zlib
 from collections import deque
 
@@ -61,7 +63,6 @@ from txn.producer_transactions import Transactions
 
 logger = logging.getLogger("txn.producer")
 
-ITEMS_PER_RECORD = 2          # value, key
 RECORD_FRAMING_ESTIMATE = 16  # bytes a small record adds to its key and value
 IDLE_CHECK_S = 0.05           # the sender's safety wake-up when it believes it has no work
 SIZE_CHECK_SLACK = 512        # values longer than message.max.bytes - this are checked in full
@@ -118,8 +119,11 @@ def _headers(headers):
 # ------------------------------------------------------------------------------------------------
 # Partitioners (librdkafka's, CONFIGURATION.md "partitioner")
 
+_crc32 = zlib.crc32
+
+
 def _consistent(key: bytes, n: int) -> int:
-    return zlib.crc32(key) % n
+    return _crc32(key) % n
 
 
 def _murmur2(key: bytes, n: int) -> int:
@@ -155,7 +159,7 @@ class _Accumulator:
     def __init__(self, topic: str, partition: int, cap: int):
         self.topic = topic
         self.partition = partition
-        self.msgs: list = []          # value, key, value, key, ...
+        self.msgs: list = []          # value | (value, key) | _Extended, per record
         self.cap = cap                # a produce() seeing len(msgs) reach this goes slow
         self.extended = False         # some record carried (timestamp, headers, callback)
         self.target = None            # the TxnPartition, opened by the sender
@@ -166,7 +170,7 @@ class _Accumulator:
 class _TopicState:
     """What produce() needs of a topic: its accumulators, partitioner and sticky partition."""
 
-    __slots__ = ("name", "info", "accs", "partition_for", "sticky", "sticky_since",
+    __slots__ = ("name", "info", "accs", "partition_for", "crc32", "sticky", "sticky_since",
                  "sticky_ms", "spread_null", "null_partition")
 
     def __init__(self, name: str, info, partitioner: str, sticky_ms: int, cap: int):
@@ -174,6 +178,7 @@ class _TopicState:
         self.info = info              # the store's TopicInfo (partitions grow in place)
         self.accs = [_Accumulator(name, p, cap) for p in range(info.partitions)]
         self.partition_for, self.spread_null = PARTITIONERS[partitioner]
+        self.crc32 = self.partition_for is _consistent     # produce() inlines this one
         self.sticky_ms = sticky_ms
         self.sticky_since = 0.0
         self.sticky = -1
@@ -208,7 +213,8 @@ class _TopicState:
 
 
 class _Extended(tuple):
-    """The key slot of a record that carries more: (key, timestamp, headers, callback)."""
+    """A record that carries more than a value and key:
+    (value, key, timestamp, headers, callback)."""
 
     __slots__ = ()
 
@@ -226,16 +232,25 @@ class _Records:
 
     @classmethod
     def take(cls, items: list, extended: bool) -> _Records:
-        """From an accumulator's interleaved value/key items."""
-        values = items[0::ITEMS_PER_RECORD]
-        keys = items[1::ITEMS_PER_RECORD]
-        extras = None
-        if extended:
-            extras = {}
-            for i, key in enumerate(keys):
-                if key.__class__ is _Extended:
-                    keys[i] = key[0]
-                    extras[i] = key[1:]
+        """From an accumulator's items (see _Accumulator.msgs); keys None: all null."""
+        if _ffi.sequences_size(None, items, len(items)) is not None:
+            return cls(items, None, None)            # keyless values only: the column
+        if not extended:
+            return cls([x[0] if x.__class__ is tuple else x for x in items],
+                       [x[1] if x.__class__ is tuple else None for x in items], None)
+        values, keys, extras = [], [], {}
+        for i, item in enumerate(items):
+            kind = item.__class__
+            if kind is tuple:
+                values.append(item[0])
+                keys.append(item[1])
+            elif kind is _Extended:
+                values.append(item[0])
+                keys.append(item[1])
+                extras[i] = item[2:]
+            else:
+                values.append(item)
+                keys.append(None)
         return cls(values, keys, extras or None)
 
     def __len__(self) -> int:
@@ -247,7 +262,8 @@ class _Records:
         extras = None
         if self.extras:
             extras = {i - start: e for i, e in self.extras.items() if start <= i < end} or None
-        return _Records(self.values[start:end], self.keys[start:end], extras)
+        keys = None if self.keys is None else self.keys[start:end]
+        return _Records(self.values[start:end], keys, extras)
 
 
 class _Report:
@@ -302,7 +318,6 @@ class Producer:
         self._acks = cfg["acks"]
         self._linger_s = cfg["linger.ms"] / 1000
         self._batch_records = cfg["batch.num.messages"]
-        self._batch_items = ITEMS_PER_RECORD * self._batch_records   # accumulator cap
         self._batch_bytes = cfg["batch.size"]
         self._max_records = cfg["queue.buffering.max.messages"]
         self._max_message = cfg["message.max.bytes"]
@@ -314,7 +329,8 @@ class Producer:
         self._error_cb = cfg["error_cb"]
         self._only_errors = cfg["delivery.report.only.error"]
         self._idempotent = cfg["enable.idempotence"]
-        self._topics: dict[str, _TopicState] = {}
+        self._known: dict[str, _TopicState] = {}
+        self._topics = self._known                   # what produce() looks up
         self._topics_lock = threading.Lock()
         self._all_topics: list[_TopicState] = []
         self._drain_lock = threading.Lock()
@@ -333,8 +349,11 @@ class Producer:
         self._txn = Transactions(self, cfg["transactional.id"], cfg["transaction.timeout.ms"])
         self._blocked = self._txn.enabled           # produce() must take the slow path
         self._scratch = bytearray(SCRATCH_INITIAL)
-        self._sender = threading.Thread(target=self._run_sender, daemon=True,
-                                        name=f"txn-producer-{cfg['client.id']}")
+        # The thread holds the producer weakly: a producer dropped without close() is
+        # collected (__del__ releases the engine; queued records are lost, as librdkafka's
+        # destroy without flush loses them).
+        self._sender = threading.Thread(target=_run_sender, args=(weakref.ref(self),),
+                                        daemon=True, name=f"txn-producer-{cfg['client.id']}")
         self._sender.start()
 
     # -- produce ----------------------------------------------------------------------------
@@ -342,39 +361,46 @@ class Producer:
     def produce(self, topic, value=None, key=None, partition=-1, callback=None,
                 on_delivery=None, timestamp=0, headers=None):
         """Queue one record (see the module doc); delivery is reported through poll()."""
-        state = self._topics.get(topic)
-        if state is None or self._blocked:
+        try:
+            state = self._topics[topic]            # empty while produce() is not allowed
+        except (KeyError, TypeError):
             state = self._topic_state(topic)
         if value.__class__ is not bytes:
             if value is not None:
                 value = _payload(value, "value")
         elif len(value) > self._max_value:
             self._check_size(value, key)
-        if key.__class__ is not bytes and key is not None:
-            key = _payload(key, "key")
-        if partition < 0:
-            if key is None:
+        if key is None:
+            if partition < 0:
                 partition = state.sticky
                 if partition < 0:
                     partition = random.randrange(len(state.accs))
-            else:
-                partition = state.partition_for(key, len(state.accs))
+            record = value
+        else:
+            if key.__class__ is not bytes:
+                key = _payload(key, "key")
+            if partition < 0:
+                if state.crc32:
+                    partition = _crc32(key) % len(state.accs)
+                else:
+                    partition = state.partition_for(key, len(state.accs))
+            record = (value, key)
         try:
             acc = state.accs[partition]
-        except IndexError:
+        except (IndexError, TypeError):
             acc = self._unknown_partition(state, partition)
         msgs = acc.msgs
         n = len(msgs)
         if not 0 < n < acc.cap:
             self._admit(acc, n)
         if callback is None and on_delivery is None and not timestamp and headers is None:
-            msgs += (value, key)
+            msgs.append(record)
         else:
             if timestamp.__class__ is not int:
                 timestamp = _timestamp(timestamp)
             headers = _headers(headers)
             acc.extended = True
-            msgs += (value, _Extended((key, timestamp, headers, callback or on_delivery)))
+            msgs.append(_Extended((value, key, timestamp, headers, callback or on_delivery)))
 
     def produce_batch(self, topic, messages, partition=-1, callback=None, on_delivery=None):
         """Produce a list of {value, key, partition, timestamp, headers, callback} dicts;
@@ -398,7 +424,7 @@ class Producer:
         if not isinstance(topic, str):
             raise TypeError(f"argument 1 must be str, not {type(topic).__name__}")
         self._check_producible()
-        state = self._topics.get(topic)
+        state = self._known.get(topic)
         if state is not None:
             return state
         try:
@@ -409,14 +435,25 @@ class Producer:
                 else KafkaError._UNKNOWN_TOPIC
             raise kafka_exception(code, f"Unable to produce message: {exc}") from None
         with self._topics_lock:
-            state = self._topics.get(topic)
+            state = self._known.get(topic)
             if state is None:
                 cfg = self._config
                 state = _TopicState(topic, info, cfg["partitioner"],
-                                    cfg["sticky.partitioning.linger.ms"], self._batch_items)
+                                    cfg["sticky.partitioning.linger.ms"], self._batch_records)
                 self._all_topics.append(state)
-                self._topics[topic] = state
+                self._known[topic] = state
         return state
+
+    @property
+    def _blocked(self) -> bool:
+        return self._topics is not self._known
+
+    @_blocked.setter
+    def _blocked(self, blocked: bool) -> None:
+        """produce() takes its slow path (which checks the state) while blocked: the fast
+        path's topic table is then an empty one."""
+        self._topics = {} if blocked or self._closed or self._fatal is not None \
+            else self._known
 
     def _check_producible(self) -> None:
         if self._closed:
@@ -438,7 +475,7 @@ class Producer:
                 f"size too large ({size} bytes > message.max.bytes {self._max_message})")
 
     def _unknown_partition(self, state: _TopicState, partition) -> _Accumulator:
-        state.refresh(self._batch_items)
+        state.refresh(self._batch_records)
         if isinstance(partition, int) and 0 <= partition < len(state.accs):
             return state.accs[partition]
         if not isinstance(partition, int):
@@ -455,8 +492,8 @@ class Producer:
             if total >= self._max_records:
                 raise BufferError("Local: Queue full")
             room = min(self._batch_records, self._max_records - total)
-            acc.cap = n + ITEMS_PER_RECORD * room
-            urgent = n >= self._batch_items
+            acc.cap = n + room
+            urgent = n >= self._batch_records
         else:
             urgent = False
         with self._cond:
@@ -465,8 +502,7 @@ class Producer:
             self._cond.notify_all()
 
     def _queued_records(self) -> int:
-        items = sum(len(acc.msgs) for state in self._all_topics for acc in state.accs)
-        return items // ITEMS_PER_RECORD
+        return sum(len(acc.msgs) for state in self._all_topics for acc in state.accs)
 
     def __len__(self) -> int:
         with self._cond:
@@ -574,7 +610,8 @@ class Producer:
             if extra[0] and report.timestamp_type == TIMESTAMP_CREATE_TIME:
                 timestamp = extra[0]
         records = report.records
-        return Message(report.topic, report.partition, offset, records.keys[i],
+        key = None if records.keys is None else records.keys[i]
+        return Message(report.topic, report.partition, offset, key,
                        records.values[i], headers, report.error,
                        (report.timestamp_type, timestamp), report.latency)
 
@@ -637,11 +674,12 @@ class Producer:
         self._broker.release()
         return True
 
-    def _stop_sender(self) -> None:
+    def _stop_sender(self, wait: bool = True) -> None:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        self._sender.join()
+        if wait and threading.current_thread() is not self._sender:
+            self._sender.join()
 
     def __enter__(self) -> Producer:
         return self
@@ -650,10 +688,10 @@ class Producer:
         self.close()
 
     def __del__(self):
-        if not getattr(self, "_closed", True) and not getattr(self, "_closing", True):
+        if not getattr(self, "_closed", True):
+            self._closed = True
             try:
-                self._stop_sender()
-                self._closed = True
+                self._stop_sender(wait=False)
                 self._broker.release()
             except Exception:  # noqa: BLE001 - interpreter shutdown
                 pass
@@ -689,29 +727,26 @@ class Producer:
 
     # -- the sender thread ------------------------------------------------------------------
 
-    def _run_sender(self) -> None:
-        try:
-            while True:
-                with self._cond:
-                    while not self._work and not self._closing:
-                        self._cond.wait(IDLE_CHECK_S)
-                        if self._queued_records():
-                            break
-                    closing = self._closing
-                    self._work = False
-                if not closing:
-                    self._linger()
-                jobs = self._drain()
-                if jobs:
-                    self._send(jobs)
-                elif closing:
-                    return
-                if self._queued_records():
-                    self._work = True
-        except BaseException as exc:  # noqa: BLE001 - report, never die silently
-            logger.exception("producer sender thread failed")
-            self._set_fatal(KafkaError(KafkaError._FAIL, f"sender thread failed: {exc}",
-                                       fatal=True))
+    def _sender_step(self) -> bool:
+        """One round of the sender: wait for work (at most IDLE_CHECK_S), linger, drain,
+        send. False when the producer is closing and nothing is left."""
+        with self._cond:
+            if not self._work and not self._closing:
+                self._cond.wait(IDLE_CHECK_S)
+                if not self._work and not self._closing and not self._queued_records():
+                    return True
+            closing = self._closing
+            self._work = False
+        if not closing:
+            self._linger()
+        jobs = self._drain()
+        if jobs:
+            self._send(jobs)
+        elif closing:
+            return False
+        if self._queued_records():
+            self._work = True
+        return True
 
     def _linger(self) -> None:
         if self._linger_s <= 0:
@@ -726,17 +761,17 @@ class Producer:
         jobs = []
         with self._drain_lock, self._cond:
             for state in list(self._all_topics):
-                state.refresh(self._batch_items)
+                state.refresh(self._batch_records)
                 for acc in state.accs:
                     msgs = acc.msgs
                     n = len(msgs)
                     if n:
                         taken = msgs[:n]
                         del msgs[:n]
-                        acc.cap = self._batch_items
+                        acc.cap = self._batch_records
                         jobs.append((acc, taken))
                 state.maybe_switch_sticky()
-            self._in_flight += sum(len(taken) for _, taken in jobs) // ITEMS_PER_RECORD
+            self._in_flight += sum(len(taken) for _, taken in jobs)
         return [_Job(acc, _Records.take(taken, acc.extended)) for acc, taken in jobs]
 
     def _send(self, jobs: list[_Job]) -> None:
@@ -782,7 +817,7 @@ class Producer:
             return
         records = job.records
         keys = records.keys
-        if keys.count(None) == len(keys):
+        if keys is not None and keys.count(None) == len(keys):
             keys = None
         headers = timestamps = None
         if records.extras:
@@ -908,6 +943,23 @@ class Producer:
         self._txn.fatal(error)
         self._queue_error(error)
         self._purge_queued(KafkaError(KafkaError._FATAL, error.str(), fatal=True))
+
+
+def _run_sender(ref) -> None:
+    """The sender thread: rounds of Producer._sender_step while the producer lives."""
+    while True:
+        producer = ref()
+        if producer is None:
+            return
+        try:
+            if not producer._sender_step():
+                return
+        except BaseException as exc:  # noqa: BLE001 - report, never die silently
+            logger.exception("producer sender thread failed")
+            producer._set_fatal(KafkaError(KafkaError._FAIL, f"sender thread failed: {exc}",
+                                           fatal=True))
+            return
+        del producer
 
 
 def _rest_of(report: _Report, done: int) -> _Report:

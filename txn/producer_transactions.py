@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 
 from logstore.errors import LogstoreError
 from txn import errors as txn_errors
@@ -68,7 +69,8 @@ class Transactions:
     """One Producer's transaction state; `enabled` when transactional.id is set."""
 
     def __init__(self, producer, transactional_id: str | None, timeout_ms: int):
-        self.producer = producer
+        # Weak: no reference cycle, so a Producer dropped without close() goes at once.
+        self.producer = weakref.proxy(producer)
         self.transactional_id = transactional_id
         self.enabled = transactional_id is not None
         self.timeout_ms = timeout_ms

@@ -190,3 +190,18 @@ def test_max_poll_interval_must_cover_the_session_timeout(tmp_path):
     with pytest.raises(KafkaException, match="max.poll.interval.ms"):
         Consumer(conf(tmp_path, **{"group.id": "g", "session.timeout.ms": 10000,
                                    "max.poll.interval.ms": 5000}))
+
+
+def test_a_subscribed_consumer_dropped_without_close_leaves_and_releases(tmp_path):
+    import gc
+    from txn.broker import Broker
+    create_topic(tmp_path, "t", 1)
+    consumer = Consumer(conf(tmp_path, **{"group.id": "drop", "heartbeat.interval.ms": 10}))
+    consumer.subscribe(["t"])
+    _wait_for(lambda: consumer.poll(0.01) is None and consumer.assignment(), "assignment")
+    broker, member = consumer._broker, consumer._member
+    del consumer
+    gc.collect()
+    _wait_for(lambda: not member._thread.is_alive() and broker.store.closed,
+              "the engine to close")
+    assert broker not in Broker._registry.values()

@@ -338,3 +338,17 @@ def test_produce_batch_and_list_topics(tmp_path):
         assert "t" in metadata.topics and metadata.topics["t"].partitions[0].leader == 0
         assert producer.list_topics("nope").topics["nope"].error.code() == \
             KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_a_producer_dropped_without_close_releases_the_engine(tmp_path):
+    import gc
+    from txn.broker import Broker
+    producer = Producer(conf(tmp_path))
+    producer.produce("t", b"v")
+    producer.flush(10)
+    broker, sender = producer._broker, producer._sender
+    del producer
+    gc.collect()
+    sender.join(30)                       # the sender lets go within a round, then ends
+    assert not sender.is_alive()
+    assert broker.closed and broker not in Broker._registry.values()
