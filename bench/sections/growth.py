@@ -34,7 +34,7 @@ from logstore.segment import parse_base_offset
 from bench import _env, _plot
 from bench._report import Group, Row, Table, fmt_num
 from bench._section import Context, new_result, section
-from bench._timer import Case, compare
+from bench._timer import Case, Ratio, compare
 
 NAME = "growth"
 RECORDS = 100                      # per append
@@ -414,7 +414,7 @@ def report(ctx: Context, result, points: list[dict], recovery: list[dict], top: 
         "Resident memory of the benchmark process vs log size; should stay flat"))
 
 
-def _ratio(a: float, b: float, inverse: bool = False):
-    from bench._timer import Ratio
+def _ratio(a: float, b: float, inverse: bool = False) -> Ratio:
+    """A single measured ratio (growth compares two points, not rounds)."""
     value = (b / a) if inverse else (a / b)
     return Ratio(value, value, value, [value])

@@ -20,7 +20,6 @@ import os
 
 from logstore.log import Log
 
-from bench import _cases
 from bench._report import MB, Group, Row, Target
 from bench._section import RECORDS_PER_BATCH, Context, new_result, section
 from bench._timer import Case, compare
