@@ -266,7 +266,7 @@ class Consumer:
         self._chunk, self._next = None, _EMPTY_NEXT
 
     def _target(self, part: _Partition):
-        if part.target is None:
+        if part.target is None or part.target.log.closed:      # new, or topic deleted
             part.target = self._broker.partition(part.topic, part.partition)
         return part.target
 

@@ -171,7 +171,7 @@ class _TopicState:
     """What produce() needs of a topic: its accumulators, partitioner and sticky partition."""
 
     __slots__ = ("name", "info", "accs", "partition_for", "crc32", "sticky", "sticky_since",
-                 "sticky_ms", "spread_null", "null_partition")
+                 "sticky_ms", "spread_null", "null_partition", "lock")
 
     def __init__(self, name: str, info, partitioner: str, sticky_ms: int, cap: int):
         self.name = name
@@ -183,13 +183,18 @@ class _TopicState:
         self.sticky_since = 0.0
         self.sticky = -1
         self.null_partition = -1
+        self.lock = threading.Lock()          # refresh() from the sender and produce()
         self.refresh(cap)
 
-    def refresh(self, cap: int) -> None:
-        """Pick up partitions added since (called by the sender)."""
-        count = self.info.partitions
-        while len(self.accs) < count:
-            self.accs.append(_Accumulator(self.name, len(self.accs), cap))
+    def refresh(self, cap: int, store=None) -> None:
+        """Pick up partitions added since, or a topic created again (called by the
+        sender)."""
+        with self.lock:
+            if store is not None and store.has_topic(self.name):
+                self.info = store.topic(self.name)
+            count = self.info.partitions
+            while len(self.accs) < count:
+                self.accs.append(_Accumulator(self.name, len(self.accs), cap))
         if not self.spread_null:
             self.null_partition = self.partition_for(b"", count)
             self.sticky = self.null_partition
@@ -475,7 +480,7 @@ class Producer:
                 f"size too large ({size} bytes > message.max.bytes {self._max_message})")
 
     def _unknown_partition(self, state: _TopicState, partition) -> _Accumulator:
-        state.refresh(self._batch_records)
+        state.refresh(self._batch_records, self._broker.store)
         if isinstance(partition, int) and 0 <= partition < len(state.accs):
             return state.accs[partition]
         if not isinstance(partition, int):
@@ -761,7 +766,7 @@ class Producer:
         jobs = []
         with self._drain_lock, self._cond:
             for state in list(self._all_topics):
-                state.refresh(self._batch_records)
+                state.refresh(self._batch_records, self._broker.store)
                 for acc in state.accs:
                     msgs = acc.msgs
                     n = len(msgs)
@@ -810,7 +815,7 @@ class Producer:
     def _append_job(self, job: _Job, now_ms: int) -> None:
         acc = job.acc
         try:
-            if acc.target is None:
+            if acc.target is None or acc.target.log.closed:     # new, or topic deleted
                 acc.target = self._broker.partition(acc.topic, acc.partition)
         except LogstoreError as exc:
             job.error = error_from_exception(exc)

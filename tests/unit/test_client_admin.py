@@ -166,3 +166,22 @@ def test_describe_topics_and_cluster(admin):
     cluster = admin.describe_cluster().result()
     assert cluster.cluster_id == admin.cluster_id() and [n.id for n in cluster.nodes] == [0]
     assert admin.poll(0) == 0
+
+
+def test_clients_follow_a_topic_deleted_and_created_again(admin):
+    directory = admin._broker.path
+    admin.create_topics([NewTopic("t", 1)])["t"].result()
+    producer = Producer(conf(directory))
+    consumer = Consumer(conf(directory, **{"group.id": "g", "auto.offset.reset": "earliest"}))
+    with closing_all(producer, consumer):
+        consumer.assign([TopicPartition("t", 0)])
+        producer.produce("t", b"before")
+        producer.flush(10)
+        assert [m.value() for m in consume(consumer, 1)] == [b"before"]
+        admin.delete_topics(["t"])["t"].result()
+        admin.create_topics([NewTopic("t", 2)])["t"].result()
+        producer.produce("t", b"after", partition=1)
+        producer.produce("t", b"again", partition=0)
+        assert producer.flush(10) == 0
+        consumer.seek(TopicPartition("t", 0, 0))
+        assert [m.value() for m in consume(consumer, 1)] == [b"again"]
