@@ -29,20 +29,22 @@ def produce_rate(directory: str, records: int, value: bytes, keys: bool, acks: s
     started = time.perf_counter()
     if key_list is None:
         for i in range(records):
-            try:
-                produce("bench", value)
-            except BufferError:
-                poll(0.01)
-                produce("bench", value)
+            while True:
+                try:
+                    produce("bench", value)
+                    break
+                except BufferError:              # queue.buffering.max.messages: serve
+                    poll(0.05)
             if i & 0xFFFF == 0:
                 poll(0)
     else:
         for i in range(records):
-            try:
-                produce("bench", value, key_list[i % 1000])
-            except BufferError:
-                poll(0.01)
-                produce("bench", value, key_list[i % 1000])
+            while True:
+                try:
+                    produce("bench", value, key_list[i % 1000])
+                    break
+                except BufferError:
+                    poll(0.05)
             if i & 0xFFFF == 0:
                 poll(0)
     left = producer.flush()
