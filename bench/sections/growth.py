@@ -34,7 +34,7 @@ from logstore.segment import parse_base_offset
 from bench import _env, _plot
 from bench._report import Group, Row, Table, fmt_num
 from bench._section import Context, new_result, section
-from bench._timer import Case, Ratio, compare
+from bench._timer import Case, Ratio, Settings, compare
 
 NAME = "growth"
 RECORDS = 100                      # per append
@@ -103,32 +103,30 @@ class Growing:
         self.raw_size = 0
         self.raw_next_offset = 0
 
-    def append_log(self, n: int) -> float:
+    def append_log(self, n: int) -> None:
         append, pools = self.log.append, self.pools
-        start = time.perf_counter()
         for k in range(n):
             append(pools[(self.i + k) % len(pools)])
-        return time.perf_counter() - start
-
-    def append_raw(self, n: int) -> float:
-        write, join, pools = self.raw.write, b"".join, self.pools
-        start = time.perf_counter()
-        for k in range(n):
-            write(join(pools[(self.i + k) % len(pools)]))
-        self.raw.flush()
-        elapsed = time.perf_counter() - start
-        for k in range(n):
-            self.raw_offsets.append(self.raw_next_offset)
-            self.raw_positions.append(self.raw_size)
-            self.raw_next_offset += RECORDS
-            self.raw_size += len(self.joined[(self.i + k) % len(self.joined)])
-        return elapsed
-
-    def step(self, n: int) -> tuple[float, float]:
-        a = self.append_log(n)
-        b = self.append_raw(n)
         self.i += n
-        return a, b
+
+    def append_raw(self, n: int) -> None:
+        """f.write of the joined batch, keeping each batch's first offset and position (what
+        a raw program needs to find an offset again; logstore keeps its index)."""
+        write, join, pools = self.raw.write, b"".join, self.pools
+        offsets, positions = self.raw_offsets, self.raw_positions
+        for k in range(n):
+            data = join(pools[(self.i + k) % len(pools)])
+            write(data)
+            offsets.append(self.raw_next_offset)
+            positions.append(self.raw_size)
+            self.raw_next_offset += RECORDS
+            self.raw_size += len(data)
+        self.raw.flush()
+        self.i += n
+
+    def step(self, n: int) -> None:
+        self.append_log(n)
+        self.append_raw(n)
 
     @property
     def log_bytes(self) -> int:
@@ -160,59 +158,77 @@ def grow(ctx: Context, top: int, on_progress) -> list[dict]:
 
 
 WINDOW_MIN = 6
+ROUNDS = 3
 
 
 def measure(g: Growing, window_max: int, rng: random.Random) -> dict:
-    """Append cost, lookups and RSS at the current size. A window writes at most about a
-    quarter of the log's size (3 windows per side), so the first checkpoints stay apart."""
+    """Append cost, lookups and RSS at the current size, each an interleaved comparison with
+    the shared timer. A window writes at most about a twelfth of the log's size, so the first
+    checkpoints stay apart."""
     size = g.log_bytes
     rss = _env.rss()
     window = max(WINDOW_MIN, min(window_max, size // (SIZE * RECORDS * 12)))
-    log_costs, raw_costs = [], []
-    for k in range(3):                                   # L R, R L, L R
-        if k % 2 == 0:
-            a = g.append_log(window)
-            b = g.append_raw(window)
-        else:
-            b = g.append_raw(window)
-            a = g.append_log(window)
-        g.i += window
-        log_costs.append(a / window)
-        raw_costs.append(b / window)
-    log_lookup, raw_lookup = lookups(g, rng)
-    return {"log_bytes": size, "append_log_s": statistics.median(log_costs),
-            "append_raw_s": statistics.median(raw_costs),
-            "append_ratio": statistics.median(r / a for a, r in zip(log_costs, raw_costs)),
-            "lookup_log_s": log_lookup, "lookup_raw_s": raw_lookup,
-            "segments": len(g.log.segments), "rss": rss, "window": window}
+    fixed = Settings(rounds=ROUNDS, min_wall_s=0.0, min_iterations=window,
+                     max_iterations=window, settle=False)
+    appends = compare([Case("logstore Log.append", lambda state, n: g.append_log(n),
+                            {"appends": 1}),
+                       Case("raw join+write", lambda state, n: g.append_raw(n),
+                            {"appends": 1})], fixed)
+    per_lookup = LOOKUPS // ROUNDS
+    lookups = compare(lookup_cases(g, rng),
+                      Settings(rounds=ROUNDS, min_wall_s=0.0, min_iterations=per_lookup,
+                               max_iterations=per_lookup, settle=False))
+    log_a, raw_a = appends["logstore Log.append"], appends["raw join+write"]
+    log_l, raw_l = lookups["logstore Log.read"], lookups["bisect + mmap slice"]
+    return {"log_bytes": size, "append_log_s": log_a.seconds_per_iteration(),
+            "append_raw_s": raw_a.seconds_per_iteration(),
+            "append_ratio": appends.ratio("logstore Log.append", "raw join+write",
+                                          "appends").median,
+            "lookup_log_s": log_l.percentile_ns(50) / 1e9,
+            "lookup_raw_s": raw_l.percentile_ns(50) / 1e9,
+            "segments": len(g.log.segments), "rss": rss, "window": window,
+            "appends_raw": appends.to_json(), "lookups_raw": lookups.to_json()}
 
 
-def lookups(g: Growing, rng: random.Random) -> tuple[float, float]:
-    """Median seconds per lookup of a random offset: Log.read vs bisect + mmap slice."""
+def lookup_cases(g: Growing, rng: random.Random) -> list[Case]:
+    """Random offsets over the whole log: Log.read(offset, 1 byte) (index lookup, forward
+    scan, a view of the batch) vs bisect over the raw program's offsets + an mmap slice."""
     end = min(g.log.log_end_offset, g.raw_next_offset)
-    offsets = [rng.randrange(end) for _ in range(LOOKUPS)]
     clock = time.perf_counter_ns
-    ours, theirs = [], []
-    with open(g.raw_path, "rb") as f, mmap.mmap(f.fileno(), g.raw_size,
-                                                 access=mmap.ACCESS_READ) as m:
-        view = memoryview(m)
-        starts, positions = g.raw_offsets, g.raw_positions
-        batch_bytes = len(g.joined[0])
-        for i, offset in enumerate(offsets):
-            if i % 2:
-                t = clock()
-                g.log.read(offset, 1)
-                ours.append(clock() - t)
-            t = clock()
-            j = bisect.bisect_right(starts, offset) - 1
+    batch_bytes = len(g.joined[0])
+
+    def ours(state, n: int) -> list[int]:
+        read, out = g.log.read, []
+        for offset in [rng.randrange(end) for _ in range(n)]:
+            start = clock()
+            read(offset, 1)
+            out.append(clock() - start)
+        return out
+
+    def raw_setup(n: int):
+        f = open(g.raw_path, "rb")
+        return f, mmap.mmap(f.fileno(), g.raw_size, access=mmap.ACCESS_READ)
+
+    def raw_teardown(state) -> None:
+        f, m = state
+        m.close()
+        f.close()
+
+    def theirs(state, n: int) -> list[int]:
+        view = memoryview(state[1])
+        starts, positions, search, out = g.raw_offsets, g.raw_positions, bisect.bisect_right, []
+        for offset in [rng.randrange(end) for _ in range(n)]:
+            start = clock()
+            j = search(starts, offset) - 1
             found = view[positions[j]:positions[j] + batch_bytes]
-            theirs.append(clock() - t)
-            if not i % 2:
-                t = clock()
-                g.log.read(offset, 1)
-                ours.append(clock() - t)
-        del found, view
-    return statistics.median(ours) / 1e9, statistics.median(theirs) / 1e9
+            out.append(clock() - start)
+            found.release()
+        view.release()
+        return out
+
+    return [Case("logstore Log.read", ours, {"lookups": 1}),
+            Case("bisect + mmap slice", theirs, {"lookups": 1}, setup=raw_setup,
+                 teardown=raw_teardown)]
 
 
 # ------------------------------------------------------------------------------------------------
