@@ -15,7 +15,7 @@ from typing import Any
 
 from bench import _env
 from bench._profile import PerfProfile, Profile
-from bench._timer import Case, Ratio
+from bench._timer import Comparison, Ratio
 
 MB = 1e6                      # report units are decimal: MB/s and GB/s
 GB = 1e9
@@ -71,6 +71,19 @@ class Row:
                 "cpu_ratio": self.cpu_ratio.to_json() if self.cpu_ratio else None,
                 "target": self.target.text() if self.target else None,
                 "measure": self.measure, "status": self.status or None, "note": self.note}
+
+
+def comparison_row(cmp: Comparison, subject: str, limit: str, label: str, durability: str, *,
+                   target: Target | None = None, profile: tuple | None = None,
+                   cpu: bool = False, note: str = "") -> Row:
+    """The figure row of `subject` in a comparison: its rates, its ratio to `limit` (the same
+    run), and, for CPU-bound rows (cpu=True), the ratio by CPU time. profile: the (subject,
+    baseline) cases to profile if the row misses, for as many iterations as a round had."""
+    case = cmp[subject]
+    return Row(label, durability, case.rate("records"), case.rate("bytes") / MB,
+               cmp.ratio(subject, limit), limit, target, note=note,
+               profile=(profile[0], profile[1], case.iterations) if profile else None,
+               cpu_ratio=cmp.cpu_ratio(subject, limit) if cpu and subject != limit else None)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 from logstore import record_batch
 
 from bench import _cases
-from bench._report import MB, Group, Row, Target
+from bench._report import Group, Row, Target, comparison_row
 from bench._section import Context, new_result, section
 from bench._timer import compare
 
@@ -46,7 +46,7 @@ def run(ctx: Context):
         steps.finish()
         rows = [
             _row(cmp, subject.name, limit.name, f"Log.append, 1000 × {label}", TARGET,
-                 profile=(subject, limit, cmp[subject.name].iterations)),
+                 profile=(subject, limit)),
             _row(cmp, naive.name, limit.name, f"raw f.write per record, {label} "
                  "(second reference)", None),
             _row(cmp, limit.name, limit.name, f"raw join+write, {label} (the limit)", None),
@@ -123,8 +123,5 @@ def _per_iteration(case: dict) -> float:
 
 def _row(cmp, subject: str, limit: str, label: str, target: Target | None,
          profile=None, note: str = "") -> Row:
-    case = cmp[subject]
-    return Row(label, _cases.DURABILITY_BUFFERED, records_per_s=case.rate("records"),
-               mb_per_s=case.rate("bytes") / MB, ratio=cmp.ratio(subject, limit), limit=limit,
-               target=target, profile=profile, note=note,
-               cpu_ratio=cmp.cpu_ratio(subject, limit) if subject != limit else None)
+    return comparison_row(cmp, subject, limit, label, _cases.DURABILITY_BUFFERED,
+                          target=target, profile=profile, cpu=True, note=note)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from bench import _cases, _plot, _profile
-from bench._report import MB, Group, Row, Table, Target, fmt_count, fmt_us
+from bench._report import Group, Table, Target, comparison_row, fmt_count, fmt_us
 from bench._section import Context, new_result, section
 from bench._timer import compare
 
@@ -41,16 +41,14 @@ def run(ctx: Context):
         cmp = compare([subject, limit], ctx.settings,
                       on_round=steps.sub(f"durable batches {label}"))
         steps.finish()
-        case = cmp[subject.name]
         result.groups.append(Group(f"Durable batches of 1000 × {label}", [
-            Row(f"Log.append(durable=True), 1000 × {label}", _cases.DURABILITY_FSYNC_BATCH,
-                case.rate("records"), case.rate("bytes") / MB, cmp.ratio(subject.name,
-                                                                        limit.name),
-                limit.name, TARGET, profile=(subject, limit, case.iterations)),
-            Row(f"raw os.write+fdatasync per batch, {label} (the limit)",
-                _cases.DURABILITY_FSYNC_BATCH, cmp[limit.name].rate("records"),
-                cmp[limit.name].rate("bytes") / MB, cmp.ratio(limit.name, limit.name),
-                limit.name),
+            comparison_row(cmp, subject.name, limit.name,
+                           f"Log.append(durable=True), 1000 × {label}",
+                           _cases.DURABILITY_FSYNC_BATCH, target=TARGET,
+                           profile=(subject, limit)),
+            comparison_row(cmp, limit.name, limit.name,
+                           f"raw os.write+fdatasync per batch, {label} (the limit)",
+                           _cases.DURABILITY_FSYNC_BATCH),
         ]))
         result.raw[f"durable_batch_{size}"] = cmp.to_json()
 
@@ -78,12 +76,12 @@ def per_message(ctx: Context, result, steps) -> Group:
           *(fmt_us(c.percentile_ns(q)) for q in (50, 90, 99, 99.9, 100))] for c in (s, b)]))
     latency_plot(ctx, result, s, b)
     return Group("Per-message durable puts (batch of 1), 100 B", [
-        Row("Log.append([v], durable=True), 100 B", _cases.DURABILITY_FSYNC_MESSAGE,
-            s.rate("records"), s.rate("bytes") / MB, cmp.ratio(subject.name, limit.name),
-            limit.name, TARGET, profile=(subject, limit, s.iterations)),
-        Row("raw os.write+fdatasync per message, 100 B (the limit)",
-            _cases.DURABILITY_FSYNC_MESSAGE, b.rate("records"), b.rate("bytes") / MB,
-            cmp.ratio(limit.name, limit.name), limit.name),
+        comparison_row(cmp, subject.name, limit.name, "Log.append([v], durable=True), 100 B",
+                       _cases.DURABILITY_FSYNC_MESSAGE, target=TARGET,
+                       profile=(subject, limit)),
+        comparison_row(cmp, limit.name, limit.name,
+                       "raw os.write+fdatasync per message, 100 B (the limit)",
+                       _cases.DURABILITY_FSYNC_MESSAGE),
     ])
 
 

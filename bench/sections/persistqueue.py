@@ -25,7 +25,7 @@ import os
 from logstore.log import Log
 
 from bench import _cases, _env
-from bench._report import MB, Group, Row
+from bench._report import Group, Row, comparison_row
 from bench._section import Context, new_result, section
 from bench._timer import Case, compare
 
@@ -232,6 +232,4 @@ def _records(log: Log):
 
 
 def _row(cmp, subject: str, limit: str, label: str, durability: str) -> Row:
-    c = cmp[subject]
-    return Row(label, durability, c.rate("records"), c.rate("bytes") / MB,
-               cmp.ratio(subject, limit), limit)
+    return comparison_row(cmp, subject, limit, label, durability)

@@ -20,7 +20,7 @@ import os
 
 from logstore.log import Log
 
-from bench._report import MB, Group, Row, Target
+from bench._report import MB, Group, Row, Target, comparison_row
 from bench._section import RECORDS_PER_BATCH, Context, new_result, section
 from bench._timer import Case, compare
 
@@ -175,8 +175,5 @@ def _plan(files: list[str], chunks: list[int]) -> list[tuple[str, list[int]]]:
 
 def _row(cmp, subject: str, limit: str, label: str, target, case: Case | None = None,
          baseline: Case | None = None) -> Row:
-    c = cmp[subject]
-    return Row(label, DURABILITY, c.rate("records"), c.rate("bytes") / MB,
-               cmp.ratio(subject, limit), limit, target,
-               profile=(case, baseline, c.iterations) if case is not None else None,
-               cpu_ratio=cmp.cpu_ratio(subject, limit) if subject != limit else None)
+    return comparison_row(cmp, subject, limit, label, DURABILITY, target=target,
+                          profile=(case, baseline) if case is not None else None, cpu=True)

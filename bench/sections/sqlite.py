@@ -23,7 +23,7 @@ import sqlite3
 import time
 
 from bench import _cases, _env
-from bench._report import MB, Group, Row, Target
+from bench._report import Group, Row, Target, comparison_row
 from bench._section import RECORDS_PER_BATCH, Context, new_result, section
 from bench._timer import Case, compare
 
@@ -176,7 +176,5 @@ def sqlite_single(ctx: Context, synchronous: str) -> Case:
 
 def _row(cmp, subject: str, limit: str, label: str, durability: str, target,
          profile=None) -> Row:
-    c = cmp[subject]
-    return Row(label, durability, c.rate("records"), c.rate("bytes") / MB,
-               cmp.ratio(subject, limit), limit, target,
-               profile=(profile[0], profile[1], c.iterations) if profile else None)
+    return comparison_row(cmp, subject, limit, label, durability, target=target,
+                          profile=profile)
