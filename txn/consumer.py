@@ -63,7 +63,7 @@ logger = logging.getLogger("txn.consumer")
 READ_COMMITTED = "read_committed"
 ATTR_LOG_APPEND_TIME = 0x08
 UNSTABLE_RETRY_S = 0.01
-WAIT_SLICE_S = 0.1
+MIN_WAIT_S = 0.001
 CONSUME_MAX = 1000000
 _EMPTY_NEXT = iter(()).__next__
 
@@ -160,6 +160,7 @@ class Consumer:
         self._callbacks = (None, None, None)
         self._rebalance_assigned = False
         self._slow_polls = 0
+        self._polling = 0
         self._last_auto_commit = time.monotonic()
 
     # -- poll -------------------------------------------------------------------------------
@@ -190,20 +191,28 @@ class Consumer:
         return out
 
     def _poll_slow(self, timeout) -> Message | None:
+        """Serve events, fetch, and wait for data in slices of fetch.wait.max.ms (every
+        append and marker, and every group event, ends a wait early)."""
         deadline = _deadline(timeout)
-        while True:
+        with self._lock:
+            self._polling += 1
+        try:
+            while True:
+                with self._lock:
+                    self._check_open()
+                    self._slow_polls += 1
+                    version = self._broker.data_version
+                    message = self._poll_once()
+                if message is not None:
+                    return message
+                left = _remaining(deadline)
+                if left is not None and left <= 0:
+                    return None
+                wait = self._wait_s if left is None else min(left, self._wait_s)
+                self._broker.wait_for_data(version, max(wait, MIN_WAIT_S))
+        finally:
             with self._lock:
-                self._check_open()
-                self._slow_polls += 1
-                version = self._broker.data_version
-                message = self._poll_once()
-            if message is not None:
-                return message
-            left = _remaining(deadline)
-            if left is not None and left <= 0:
-                return None
-            wait = WAIT_SLICE_S if left is None else min(left, WAIT_SLICE_S)
-            self._broker.wait_for_data(version, max(wait, 0.0))
+                self._polling -= 1
 
     def _poll_once(self) -> Message | None:
         """Under _lock: serve events and callbacks, then fetch until a message turns up."""
@@ -227,10 +236,12 @@ class Consumer:
             return self._next()
         return self._events.popleft() if self._events else None
 
-    def _progress(self) -> tuple[int, int]:
-        """Changes whenever the application polls (for max.poll.interval.ms)."""
+    def _progress(self) -> tuple[int, int, bool]:
+        """Changes whenever the application polls; the flag: a poll() is waiting now (for
+        max.poll.interval.ms, which a waiting poll() does not exceed)."""
         chunk = self._chunk
-        return self._slow_polls, chunk.consumed() if chunk is not None else 0
+        return (self._slow_polls, chunk.consumed() if chunk is not None else 0,
+                self._polling > 0)
 
     def _check_open(self) -> None:
         if self._closed:

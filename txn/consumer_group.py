@@ -266,7 +266,7 @@ class GroupMember:
                 return REVOKE
             now = time.monotonic()
             current = self._progress()
-            if current != progress:
+            if current != progress or (current is not None and current[-1]):
                 progress, progress_at = current, now
             elif now - progress_at > self.max_poll_s:
                 return self._poll_interval_exceeded(now - progress_at)

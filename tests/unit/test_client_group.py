@@ -205,3 +205,16 @@ def test_a_subscribed_consumer_dropped_without_close_leaves_and_releases(tmp_pat
     _wait_for(lambda: not member._thread.is_alive() and broker.store.closed,
               "the engine to close")
     assert broker not in Broker._registry.values()
+
+
+def test_a_member_waiting_in_poll_is_not_past_max_poll_interval(tmp_path):
+    create_topic(tmp_path, "t", 1)
+    consumer = Consumer(conf(tmp_path, **{
+        "group.id": "patient", "heartbeat.interval.ms": 10, "session.timeout.ms": 200,
+        "max.poll.interval.ms": 300, "fetch.wait.max.ms": 1000,
+        "broker.group.min.session.timeout.ms": 100}))
+    with closing_all(consumer):
+        consumer.subscribe(["t"])
+        _wait_for(lambda: consumer.poll(0.01) is None and consumer.assignment(), "assignment")
+        assert consumer.poll(1.5) is None                # one long wait, no messages
+        assert consumer.poll(0.1) is None and consumer.assignment()
