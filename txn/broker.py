@@ -291,11 +291,12 @@ class Broker:
         return list(self._partitions.values())
 
     def transaction_state_partition(self, transactional_id: str) -> int:
-        return partition_for(transactional_id,
-                             self.config["transaction.state.log.num.partitions"])
+        """The __transaction_state partition of an id. As Kafka, the existing topic's partition
+        count decides (a changed *.num.partitions setting never moves an id)."""
+        return partition_for(transactional_id, self.partitions_of(TRANSACTION_STATE_TOPIC))
 
     def offsets_partition(self, group_id: str) -> int:
-        return partition_for(group_id, self.config["offsets.topic.num.partitions"])
+        return partition_for(group_id, self.partitions_of(CONSUMER_OFFSETS_TOPIC))
 
     def notify_data(self) -> None:
         """Wake long-polling consumers: new data or a marker was appended somewhere."""

@@ -879,7 +879,7 @@ class TransactionCoordinator:
         """Replay every `__transaction_state` partition: the last value per key wins and a
         tombstone deletes (Kafka's loadTransactionMetadata)."""
         loaded: dict[str, TransactionMetadata] = {}
-        count = self.broker.config["transaction.state.log.num.partitions"]
+        count = self.broker.partitions_of(TRANSACTION_STATE_TOPIC)   # the topic's, as Kafka
         for index in range(count):
             part = self.broker.partition(TRANSACTION_STATE_TOPIC, index)
             for batch in part.log.batches():

@@ -613,8 +613,8 @@ class GroupCoordinator:
         self._max_metadata = int(config["offset.metadata.max.bytes"])
         self._groups: dict[str, _Group] = {}
         self._groups_lock = threading.Lock()
-        self._states = [_OffsetsState()
-                        for _ in range(int(config["offsets.topic.num.partitions"]))]
+        self._states = [_OffsetsState()        # the existing topic's count decides, as Kafka
+                        for _ in range(broker.partitions_of(CONSUMER_OFFSETS_TOPIC))]
         self._closed = False
         self._load()
 
