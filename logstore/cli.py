@@ -95,7 +95,7 @@ RECORD_OVERHEAD_MAX = 32
 PROGRESS_INTERVAL_S = 0.2
 PROGRESS_WIDTH_MIN = 40
 EXTERNAL_COMMANDS = (
-    ("demo", "logstore.demo:main", "run the demo"),
+    ("demo", "txn.demo:main", "run the demo"),
     ("bench", "bench.run:main", "run the benchmarks"),
     ("serve", "wire.cli:main", "serve the Kafka wire protocol over a data directory"),
 )
