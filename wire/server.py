@@ -214,6 +214,9 @@ class Connection:
             logger.warning("closing connection from %s: %s", self.peer_text, exc)
         except (ConnectionError, OSError) as exc:
             logger.debug("connection from %s: %s", self.peer_text, exc)
+        except Exception:  # noqa: BLE001 - this connection ends; the server goes on
+            logger.exception("closing connection from %s after an internal error",
+                             self.peer_text)
 
     def _dispatch(self, frame) -> asyncio.Task | None:
         """Parse one frame and start its handler; None when the connection must close."""
@@ -258,7 +261,16 @@ class Connection:
             ctx.release_order()
         if response is NO_RESPONSE:
             return None
-        return framing.encode_response(request.api_key, request.correlation_id, response)
+        try:
+            return framing.encode_response(request.api_key, request.correlation_id, response)
+        except Exception as exc:  # noqa: BLE001 - a handler built an unencodable response
+            fallback = _error_response(spec, ctx, request, exc)
+            try:
+                return framing.encode_response(request.api_key, request.correlation_id,
+                                               fallback)
+            except Exception:  # noqa: BLE001
+                return CloseConnection(f"{spec.name} v{request.api_version}: no response "
+                                       "could be encoded")
 
     async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -106,7 +106,9 @@ def _produce_loop(producer, topic: str, pool: list[list[bytes]], n: int) -> None
 def _consume_loop(consumer, records: int) -> None:
     seen = size = 0
     while seen < records:
-        for message in consumer.consume(CONSUME_BATCH, 1.0):
+        # never ask for more than is left: consume() waits its whole timeout for a batch
+        # it cannot fill
+        for message in consumer.consume(min(CONSUME_BATCH, records - seen), 1.0):
             if message.error() is None:
                 seen += 1
                 size += len(message.value())
@@ -145,7 +147,9 @@ def consume_case(name: str, make_producer, make_consumer, topic_partition, topic
         close = getattr(producer, "close", None)
         if close is not None:
             close()
-        return make_consumer(), topic, n * RECORDS_PER_BATCH
+        consumer = make_consumer()
+        consumer.list_topics(topic, TIMEOUT_S)        # connected, metadata known: untimed
+        return consumer, topic, n * RECORDS_PER_BATCH
 
     def run(state, n):
         consumer, topic, records = state
@@ -209,7 +213,9 @@ def run(ctx: Context):
         return txn.Consumer({"log.dirs": embedded_dir, "group.id": "bench",
                              "enable.auto.commit": False})
     steps = ctx.steps(2)
-    settings = ctx.settings_with(min_iterations=ctx.pick(20, 50))
+    # Rounds of at least 100 (quick) or 300 (full) MB: a consumer's start (assign, first
+    # fetch: tens of ms) is part of every round and must not dominate it.
+    settings = ctx.settings_with(min_iterations=ctx.pick(100, 300))
     wire_p = produce_case("confluent-kafka Producer → logstore serve", wire_producer,
                           wire_topics, pool)
     emb_p = produce_case("embedded txn.Producer (log.dirs)", embedded_producer,
