@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 from bench._report import MB, Group, Row, Target
 from bench._section import RECORDS_PER_BATCH, Context, new_result, section
@@ -174,10 +175,33 @@ def _row(cmp, subject: Case, baseline: Case, label: str, durability: str,
     return row
 
 
+class _Clients:
+    """Factories of the four clients: confluent-kafka against the server, txn embedded."""
+
+    def __init__(self, bootstrap: str, embedded_dir: str):
+        import confluent_kafka
+        import txn
+        self.ck, self.txn = confluent_kafka, txn
+        self.bootstrap, self.embedded_dir = bootstrap, embedded_dir
+
+    def wire_producer(self):
+        return self.ck.Producer({"bootstrap.servers": self.bootstrap, "acks": "all", **QUIET})
+
+    def embedded_producer(self):
+        return self.txn.Producer({"log.dirs": self.embedded_dir, "acks": "all"})
+
+    def wire_consumer(self):
+        return self.ck.Consumer({"bootstrap.servers": self.bootstrap, "group.id": "bench",
+                                 "enable.auto.commit": False, **QUIET})
+
+    def embedded_consumer(self):
+        return self.txn.Consumer({"log.dirs": self.embedded_dir, "group.id": "bench",
+                                  "enable.auto.commit": False})
+
+
 @section(NAME, "8. wire: confluent-kafka over loopback vs the embedded clients", order=80,
          weight_quick=25, weight_full=180)
 def run(ctx: Context):
-    import confluent_kafka as ck
     from confluent_kafka.admin import AdminClient as WireAdmin
     from confluent_kafka.admin import NewTopic as WireTopic
 
@@ -185,64 +209,27 @@ def run(ctx: Context):
     result = new_result(NAME)
     server = ServerProcess(ctx.path("server")).start()
     ctx.at_end(server.stop)
-    embedded_dir = ctx.path("embedded")
+    clients = _Clients(server.bootstrap, ctx.path("embedded"))
     wire_topics = _Topics(WireAdmin({"bootstrap.servers": server.bootstrap, **QUIET}),
                           WireTopic, "wire")
-    embedded_admin = txn.AdminClient({"log.dirs": embedded_dir})
+    embedded_admin = txn.AdminClient({"log.dirs": clients.embedded_dir})
     ctx.at_end(lambda: embedded_admin.__exit__(None, None, None))   # releases the engine
     embedded_topics = _Topics(embedded_admin, txn.NewTopic, "embedded")
-    pool = ctx.records.pools[SIZE]
     result.intro = (
         f"`logstore serve` runs as a separate process on 127.0.0.1 (`{server.bootstrap}`); "
         "this process is the client. Each iteration is 1000 records of 1 KiB (random, "
         "incompressible). The embedded figures are the confluent-kafka-compatible embedded "
         "clients (`txn.Producer` / `txn.Consumer` over `log.dirs`) doing the same work in the "
         "same rounds; the ratio is wire / embedded.")
-
-    def wire_producer():
-        return ck.Producer({"bootstrap.servers": server.bootstrap, "acks": "all", **QUIET})
-
-    def embedded_producer():
-        return txn.Producer({"log.dirs": embedded_dir, "acks": "all"})
-
-    def wire_consumer():
-        return ck.Consumer({"bootstrap.servers": server.bootstrap, "group.id": "bench",
-                            "enable.auto.commit": False, **QUIET})
-
-    def embedded_consumer():
-        return txn.Consumer({"log.dirs": embedded_dir, "group.id": "bench",
-                             "enable.auto.commit": False})
     steps = ctx.steps(2)
     # Rounds of at least 100 (quick) or 300 (full) MB: a consumer's start (assign, first
     # fetch: tens of ms) is part of every round and must not dominate it.
     settings = ctx.settings_with(min_iterations=ctx.pick(100, 300))
-    wire_p = produce_case("confluent-kafka Producer → logstore serve", wire_producer,
-                          wire_topics, pool)
-    emb_p = produce_case("embedded txn.Producer (log.dirs)", embedded_producer,
-                         embedded_topics, pool)
-    cmp = compare([wire_p, emb_p], settings, on_round=steps.sub("produce"))
-    steps.finish()
-    result.groups.append(Group("Produce 1 KiB records, acks=all (every record fsynced before "
-                               "its ack)", [
-        _row(cmp, wire_p, emb_p, "confluent-kafka Producer over loopback, 1 KiB, acks=all",
-             DURABILITY_ACKS_ALL, PRODUCE_TARGET),
-        _row(cmp, emb_p, emb_p, "embedded txn.Producer, 1 KiB, acks=all (same run)",
-             DURABILITY_ACKS_ALL, None)]))
-    result.raw["produce"] = cmp.to_json()
-    wire_c = consume_case("confluent-kafka Consumer ← logstore serve", wire_producer,
-                          wire_consumer, ck.TopicPartition, wire_topics, pool)
-    emb_c = consume_case("embedded txn.Consumer (log.dirs)", embedded_producer,
-                         embedded_consumer, txn.TopicPartition, embedded_topics, pool)
-    cmp = compare([wire_c, emb_c], settings.__class__(**{**settings.__dict__,
-                                                          "settle": False}),
-                  on_round=steps.sub("consume"))
-    steps.finish()
-    result.groups.append(Group("Consume 1 KiB records (assign from offset 0, consume(10000))", [
-        _row(cmp, wire_c, emb_c, "confluent-kafka Consumer over loopback, 1 KiB",
-             DURABILITY_READ, CONSUME_TARGET),
-        _row(cmp, emb_c, emb_c, "embedded txn.Consumer, 1 KiB (same run)", DURABILITY_READ,
-             None)]))
-    result.raw["consume"] = cmp.to_json()
+    pool = ctx.records.pools[SIZE]
+    result.groups.append(_produce_group(result, settings, steps, clients, wire_topics,
+                                        embedded_topics, pool))
+    result.groups.append(_consume_group(result, settings, steps, clients, wire_topics,
+                                        embedded_topics, pool))
     result.notes.append(
         "Client and server share the two cores: librdkafka's threads and the Python produce "
         "loop in this process, the server's event loop and worker threads in the other. The "
@@ -250,3 +237,37 @@ def run(ctx: Context):
         "copy in Python) and appends each client batch as sent (validated in C, base offset "
         "patched).")
     return result
+
+
+def _produce_group(result, settings, steps, clients: _Clients, wire_topics, embedded_topics,
+                   pool) -> Group:
+    wire_p = produce_case("confluent-kafka Producer → logstore serve", clients.wire_producer,
+                          wire_topics, pool)
+    emb_p = produce_case("embedded txn.Producer (log.dirs)", clients.embedded_producer,
+                         embedded_topics, pool)
+    cmp = compare([wire_p, emb_p], settings, on_round=steps.sub("produce"))
+    steps.finish()
+    result.raw["produce"] = cmp.to_json()
+    return Group("Produce 1 KiB records, acks=all (every record fsynced before its ack)", [
+        _row(cmp, wire_p, emb_p, "confluent-kafka Producer over loopback, 1 KiB, acks=all",
+             DURABILITY_ACKS_ALL, PRODUCE_TARGET),
+        _row(cmp, emb_p, emb_p, "embedded txn.Producer, 1 KiB, acks=all (same run)",
+             DURABILITY_ACKS_ALL, None)])
+
+
+def _consume_group(result, settings, steps, clients: _Clients, wire_topics, embedded_topics,
+                   pool) -> Group:
+    wire_c = consume_case("confluent-kafka Consumer ← logstore serve", clients.wire_producer,
+                          clients.wire_consumer, clients.ck.TopicPartition, wire_topics, pool)
+    emb_c = consume_case("embedded txn.Consumer (log.dirs)", clients.embedded_producer,
+                         clients.embedded_consumer, clients.txn.TopicPartition,
+                         embedded_topics, pool)
+    cmp = compare([wire_c, emb_c], replace(settings, settle=False),
+                  on_round=steps.sub("consume"))
+    steps.finish()
+    result.raw["consume"] = cmp.to_json()
+    return Group("Consume 1 KiB records (assign from offset 0, consume(10000))", [
+        _row(cmp, wire_c, emb_c, "confluent-kafka Consumer over loopback, 1 KiB",
+             DURABILITY_READ, CONSUME_TARGET),
+        _row(cmp, emb_c, emb_c, "embedded txn.Consumer, 1 KiB (same run)", DURABILITY_READ,
+             None)])
