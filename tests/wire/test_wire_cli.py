@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from wire_support import REPO, KioClient, ServeProcess, free_port, req
+from wire_support import REPO, SERVER_CONFIG, KioClient, ServeProcess, free_port, req
 
 from logstore.log import CLEAN_SHUTDOWN_FILE
 
@@ -29,7 +29,7 @@ def test_serve_is_a_logstore_command_and_wire_is_not_imported_by_logstore():
 
 def test_serve_answers_clients_and_stops_cleanly_on_sigterm(tmp_path):
     data_dir = str(tmp_path / "data")
-    server = ServeProcess(data_dir, free_port()).start()
+    server = ServeProcess(data_dir, free_port(), SERVER_CONFIG).start()
     with KioClient("127.0.0.1", server.port) as client:
         response = client.call(req(18, 3, client_software_name="cli",
                                    client_software_version="1"))
@@ -50,7 +50,7 @@ def test_a_bad_config_and_a_locked_directory_are_one_line_errors(tmp_path):
                            "socket.request.max.bytes=-5"], capture_output=True, text=True,
                           timeout=TIMEOUT_S, cwd=REPO)
     assert done.returncode == 1 and "socket.request.max.bytes" in done.stderr
-    first = ServeProcess(data_dir, free_port()).start()
+    first = ServeProcess(data_dir, free_port(), SERVER_CONFIG).start()
     try:
         second = subprocess.run([LOGSTORE, "serve", "--dir", data_dir, "--port", "0"],
                                 capture_output=True, text=True, timeout=TIMEOUT_S, cwd=REPO)
