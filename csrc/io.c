@@ -21,6 +21,10 @@
  *     a test can look at what reached the file. `count` does not apply.
  * ls_io_fault_clear puts the real table back; the fired counter survives until the next set.
  *
+ * Power cuts: whichever table is installed, the wrappers first tell the power-cut journal
+ * (io_journal.c) what they are about to change, so a test can later rewind every file to its
+ * last fsync; without a running journal that costs one atomic load per call.
+ *
  * Thread-safety: the table pointer is atomic; the fault description is guarded by fault_lock;
  * errno and the injected-fault flag are thread-local, so concurrent calls never mix them up.
  */
@@ -235,6 +239,7 @@ int ls_io_pwrite_all(int32_t fd, const uint8_t *buf, size_t len, int64_t offset)
     if (rc != LS_OK) {
         return rc;
     }
+    ls_io_journal_before_write(fd, offset, len);
     const ls_io_ops *ops = io_ops();
     size_t done = 0;
     int interrupts = 0;
@@ -284,12 +289,16 @@ static int io_sync(int32_t fd, int (*sync_fn)(int)) {
     if (fd < 0) {
         return LS_ERR_INVALID_ARGUMENT;
     }
+    ls_journal_sync journal = ls_io_journal_sync_begin(fd);
+    int rc = LS_OK;
     for (int interrupts = 0; sync_fn(fd) != 0;) {
         if (!io_retry(&interrupts)) {
-            return io_fail(errno);
+            rc = io_fail(errno);
+            break;
         }
     }
-    return LS_OK;
+    ls_io_journal_sync_end(&journal, rc == LS_OK);
+    return rc;
 }
 
 int ls_io_fsync(int32_t fd) { return io_sync(fd, io_ops()->fsync); }
@@ -301,6 +310,7 @@ int ls_io_ftruncate(int32_t fd, int64_t length) {
         return LS_ERR_INVALID_ARGUMENT;
     }
     const ls_io_ops *ops = io_ops();
+    ls_io_journal_before_truncate(fd, length);
     for (int interrupts = 0; ops->ftruncate(fd, (off_t)length) != 0;) {
         if (!io_retry(&interrupts)) {
             return io_fail(errno);
@@ -313,6 +323,7 @@ int ls_io_rename(const char *source, const char *target) {
     if (source == NULL || target == NULL) {
         return LS_ERR_INVALID_ARGUMENT;
     }
+    ls_io_journal_before_rename(source, target);
     if (io_ops()->rename(source, target) != 0) {
         return io_fail(errno);
     }
@@ -320,6 +331,11 @@ int ls_io_rename(const char *source, const char *target) {
 }
 
 int32_t ls_io_errno(void) { return io_last_errno; }
+
+int ls_io_fail_errno(int err) {
+    io_last_errno = err;
+    return err == ENOSPC || err == EDQUOT ? LS_ERR_NO_SPACE : LS_ERR_IO;
+}
 
 /* ----------------------------------------------------------------------------------------------
  * Fault control.

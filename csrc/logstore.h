@@ -384,3 +384,23 @@ int ls_io_fault_set_path_filter(const char *path_filter);
 int ls_io_fault_clear(void);
 /* How many times a fault fired since the last ls_io_fault_set. */
 int ls_io_fault_fired(int64_t *out);
+
+/* Power-cut journal (io_journal.c; the model and its limits are described there). While a
+ * journal runs, the calls above record what each write, truncate, sync and rename changed;
+ * ls_io_journal_cut then rewinds every file to its last fsync and, with
+ * LS_JOURNAL_CUT_DIR_ENTRIES, every directory under `root` to its entries at its last fsync.
+ * Call the cut only when nothing uses the files any more (the store abandoned). It returns
+ * LS_ERR_UNSUPPORTED when no journal runs or the journal lost track (a limit, an allocation or
+ * a system call failed) and LS_ERR_IO when a rewinding call fails; *files_rewound and
+ * *entries_changed count what it changed. start drops any previous journal; stop forgets it. */
+enum ls_journal_cut_flags {
+    LS_JOURNAL_CUT_DIR_ENTRIES = 1
+};
+int ls_io_journal_start(void);
+int ls_io_journal_stop(void);
+/* Take path's current entries as durable (the baseline of a directory at the start). */
+int ls_io_journal_note_dir(const char *path);
+int ls_io_journal_cut(const char *root, int32_t flags, int64_t *files_rewound,
+                      int64_t *entries_changed);
+/* *err = the errno that made the journal lose track, 0 while it follows everything. */
+int ls_io_journal_broken(int32_t *err);

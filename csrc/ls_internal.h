@@ -275,4 +275,25 @@ int ls_records_encode_items(uint8_t *out, size_t cap, size_t *written, int32_t c
                             void *const *key_objects, void *const *value_objects,
                             const uint8_t *headers, const int32_t *headers_lengths);
 
+/* ----------------------------------------------------------------------------------------------
+ * io.c <-> io_journal.c: the power-cut journal's hooks, called by io.c's wrappers before each
+ * real call (a no-op costing one atomic load when no journal runs), and io.c's errno keeper.
+ */
+typedef struct {
+    int active;                       /* 0: the journal does not follow this sync */
+    uint64_t node_dev;
+    uint64_t node_ino;
+    uint64_t seq;                     /* journal order when the sync started */
+    int64_t size;                     /* the file's size when the sync started */
+    void *listing;                    /* directories: their entries when the sync started */
+} ls_journal_sync;
+
+LS_HIDDEN void ls_io_journal_before_write(int32_t fd, int64_t offset, size_t len);
+LS_HIDDEN void ls_io_journal_before_truncate(int32_t fd, int64_t length);
+LS_HIDDEN void ls_io_journal_before_rename(const char *source, const char *target);
+LS_HIDDEN ls_journal_sync ls_io_journal_sync_begin(int32_t fd);
+LS_HIDDEN void ls_io_journal_sync_end(ls_journal_sync *sync, int succeeded);
+/* Keep err as ls_io_errno() and return LS_ERR_NO_SPACE or LS_ERR_IO for it. */
+LS_HIDDEN int ls_io_fail_errno(int err);
+
 #endif /* LS_INTERNAL_H */

@@ -695,3 +695,44 @@ def io_fault_fired() -> int:
     out = ffi.new("int64_t *")
     check(lib.ls_io_fault_fired(out), "fault fired")
     return out[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Power-cut journal (csrc/io_journal.c has the model; tests/crash/powercut.py the harness)
+
+
+def io_journal_start() -> None:
+    """Start recording what every write, truncate, sync and rename of the io table changes."""
+    check(lib.ls_io_journal_start(), "journal start")
+
+
+def io_journal_stop() -> None:
+    check(lib.ls_io_journal_stop(), "journal stop")
+
+
+def io_journal_note_dir(path: str) -> None:
+    """Take the directory's current entries as durable (the baseline at the start)."""
+    check(lib.ls_io_journal_note_dir(os.fsencode(path)), f"journal baseline of {path}")
+
+
+def io_journal_broken() -> int:
+    """The errno that made the journal lose track of the files, 0 while it follows them."""
+    out = ffi.new("int32_t *")
+    check(lib.ls_io_journal_broken(out), "journal state")
+    return out[0]
+
+
+def io_journal_cut(root: str, dir_entries: bool = True) -> tuple[int, int]:
+    """Rewind every file to its last fsync and (dir_entries) every directory under root to its
+    entries at its last fsync: (files rewound, directory entries changed)."""
+    files = ffi.new("int64_t *")
+    entries = ffi.new("int64_t *")
+    flags = lib.LS_JOURNAL_CUT_DIR_ENTRIES if dir_entries else 0
+    rc = lib.ls_io_journal_cut(os.fsencode(root), flags, files, entries)
+    if rc == ERR_UNSUPPORTED:
+        broken = io_journal_broken()
+        raise errors.LogstoreError(
+            "power cut: no journal runs, or it lost track of the files"
+            + (f" ({os.strerror(broken)})" if broken else ""))
+    check(rc, f"power cut under {root}")
+    return files[0], entries[0]
