@@ -24,6 +24,20 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def make_dirs(path: str) -> None:
+    """os.makedirs(path, exist_ok=True), then fsync the parent of every directory it created, so
+    the new names survive a power cut (a new directory is an entry of its parent)."""
+    path = os.path.abspath(path)
+    created = []
+    head = path
+    while not os.path.isdir(head):
+        created.append(head)
+        head = os.path.dirname(head)
+    os.makedirs(path, exist_ok=True)
+    for directory in reversed(created):
+        fsync_dir(os.path.dirname(directory))
+
+
 def atomic_write(path: str, data: bytes) -> None:
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)

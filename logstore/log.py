@@ -102,7 +102,7 @@ class Log:
                  time_ms: Callable[[], int] = wall_ms, on_recovered_batches=None,
                  lock: bool = True):
         self.directory = os.path.abspath(directory)
-        os.makedirs(self.directory, exist_ok=True)
+        fsutil.make_dirs(self.directory)
         self.config = config or LogConfig()
         self.topic, self.partition = _topic_partition(self.directory, topic, partition)
         self.time_ms = time_ms
@@ -116,7 +116,9 @@ class Log:
         self._delete_listeners: list[Callable[[list[int]], None]] = []
         self._flush_cond = threading.Condition()
         self._flushing = False
-        self._dir_dirty = False
+        # Opening may have created the directory's first segment files: the first flush syncs
+        # the directory, or a power cut could take the names of fsynced data away.
+        self._dir_dirty = True
         try:
             segments, self.recovery_report = load_segments(
                 self.directory, self.config, clean_shutdown=clean_shutdown,
@@ -153,7 +155,7 @@ class Log:
         if isinstance(config, dict):
             config = LogConfig.from_dict(config)
         directory = os.path.abspath(directory)
-        os.makedirs(directory, exist_ok=True)
+        fsutil.make_dirs(directory)
         marker = os.path.join(directory, CLEAN_SHUTDOWN_FILE)
         clean = os.path.exists(marker)
         points = _read_points(directory)

@@ -96,7 +96,7 @@ class LogStore:
         """Open (creating if needed) the data directory `path`. `config` holds default topic
         configs (Kafka topic names) for every topic; topics override them."""
         self.path = os.path.abspath(path)
-        os.makedirs(self.path, exist_ok=True)
+        fsutil.make_dirs(self.path)
         self.default_config = LogConfig.from_dict(config or {})
         self.time_ms = time_ms
         self._lock = threading.RLock()
