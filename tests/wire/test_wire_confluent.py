@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from wire_support import (
-    REPO, SERVER_CONFIG, ProduceTap, ServeProcess, free_port, wait_until)
+    REPO, SERVER_CONFIG, KioClient, ProduceTap, ServeProcess, free_port, req, wait_until)
 
 from logstore import dump
 from logstore.record_batch import LOG_OVERHEAD, iter_batches
@@ -288,6 +288,62 @@ def test_a_producer_recovers_after_the_server_is_killed_mid_transaction(tmp_path
         print("recovery path:", log)
         assert sorted(got) == sorted(expected), log
         assert len(got) == len(set(got))
+    finally:
+        assert server.stop() == 0
+
+
+def transaction_state(port: int, transactional_id: str) -> str:
+    with KioClient("127.0.0.1", port) as client:
+        described = client.call(req(65, 0, transactional_ids=[transactional_id]))
+        return described.transaction_states[0].transaction_state
+
+
+def test_a_transaction_that_timed_out_while_the_server_was_down_is_redone(tmp_path):
+    """The server is killed mid-transaction and comes back only after the transaction timed
+    out: the restarted coordinator aborts it and fences the producer (its epoch is bumped);
+    commit_transaction fails as librdkafka says it must (fatal: fenced), and a new producer
+    instance redoes the transaction. read_committed sees each transaction exactly once."""
+    config = {**SERVER_CONFIG, "transaction.abort.timed.out.transaction.cleanup.interval.ms": 200}
+    port, data_dir = free_port(), str(tmp_path / "data")
+    server = ServeProcess(data_dir, port, config).start()
+    try:
+        create_topics(server.bootstrap, late=1)
+
+        def make_producer() -> Producer:
+            p = producer(server.bootstrap, **{"transactional.id": "late",
+                                               "transaction.timeout.ms": 2000,
+                                               "reconnect.backoff.max.ms": 200})
+            p.init_transactions(TIMEOUT_S)
+            return p
+        p = make_producer()
+        log, expected = [], []
+        first = [b"late-0-%d" % i for i in range(20)]
+        p = run_transaction(p, make_producer, first, "late", log)
+        doomed = [b"late-1-%d" % i for i in range(20)]
+        p.begin_transaction()
+        for value in doomed:
+            p.produce("late", value=value)
+        p.flush(TIMEOUT_S)
+        server.kill9()
+        server = ServeProcess(data_dir, port, config).start()
+        wait_until(lambda: transaction_state(port, "late") == "CompleteAbort", TIMEOUT_S,
+                   interval_s=0.1, what="the restarted coordinator to abort the timed-out "
+                                        "transaction")
+        with pytest.raises(KafkaException) as caught:
+            p.commit_transaction(TIMEOUT_S)
+        assert caught.value.args[0].fatal() or caught.value.args[0].txn_requires_abort()
+        p = make_producer() if caught.value.args[0].fatal() else p
+        if not caught.value.args[0].fatal():
+            p.abort_transaction(TIMEOUT_S)
+        p = run_transaction(p, make_producer, doomed, "late", log)
+        last = [b"late-2-%d" % i for i in range(20)]
+        p = run_transaction(p, make_producer, last, "late", log)
+        expected = first + doomed + last
+        got = [m.value() for m in read_all(server.bootstrap, "late")]
+        assert sorted(got) == sorted(expected) and len(got) == len(set(got)), log
+        everything = [m.value() for m in read_all(server.bootstrap, "late",
+                                                    "read_uncommitted")]
+        assert len(everything) == len(expected) + len(doomed)   # the aborted copy stays
     finally:
         assert server.stop() == 0
 
