@@ -8,7 +8,8 @@ queued.max.requests, num.io.threads, node.id), the Broker's (auto.create.topics.
 num.partitions, transaction.max.timeout.ms, ...) and topic defaults (segment.bytes,
 flush.messages, ... or log.-prefixed). Port 0 picks a free port. Once listening, one line goes
 to stderr: `logstore serve: listening on HOST:PORT` (scripts and tests wait for it). SIGINT or
-SIGTERM stop the server cleanly (exit 0); a bad configuration or a directory locked by another
+SIGTERM stop the server cleanly (exit 0); at the default log level the server logs its own
+events (connections closed for a reason, handler failures) and only warnings of the engine; a bad configuration or a directory locked by another
 process is a one-line error (exit 1); a usage error exits 2.
 
 Registered in logstore/cli.py's EXTERNAL_COMMANDS as "wire.cli:main" (logstore never imports
@@ -29,6 +30,7 @@ from logstore.errors import LogstoreError
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
+ENGINE_LOGGERS = ("txn", "logstore")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK if exc.code == 0 else EXIT_USAGE
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level == "info":             # the engine's per-partition chatter: debug only
+        for name in ENGINE_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     from wire.runner import serve
 
     def ready(server) -> None:
