@@ -93,11 +93,12 @@ def _produce_loop(producer, topic: str, pool: list[list[bytes]], n: int) -> None
     produce, poll = producer.produce, producer.poll
     for i in range(n):
         for value in pool[i % len(pool)]:
-            try:
-                produce(topic, value)
-            except BufferError:
-                poll(0.005)
-                produce(topic, value)
+            while True:
+                try:
+                    produce(topic, value)
+                    break
+                except BufferError:            # the client's queue is full: let it drain
+                    poll(0.005)
         poll(0)
     left = producer.flush(TIMEOUT_S)
     if left:
