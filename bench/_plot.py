@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 
 import matplotlib
 
@@ -10,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 DPI = 110
+LABEL_WIDTH = 38          # characters per line of a bar label
 
 
 def lines(path: str, title: str, xlabel: str, ylabel: str, series: dict[str, tuple[list, list]],
@@ -42,8 +44,8 @@ def lines(path: str, title: str, xlabel: str, ylabel: str, series: dict[str, tup
 def ratio_bars(path: str, title: str, items: list[tuple[str, float, float, float, float | None]]
                ) -> str:
     """Horizontal bars of ratios: (label, median, low, high, target or None)."""
-    fig, ax = plt.subplots(figsize=(8, 0.42 * len(items) + 1.4))
-    labels = [i[0] for i in items][::-1]
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(items) + 1.4))
+    labels = [textwrap.fill(i[0], LABEL_WIDTH) for i in items][::-1]
     medians = [i[1] for i in items][::-1]
     lows = [i[1] - i[2] for i in items][::-1]
     highs = [i[3] - i[1] for i in items][::-1]

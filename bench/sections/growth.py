@@ -174,10 +174,12 @@ def measure(g: Growing, window_max: int, rng: random.Random) -> dict:
                             {"appends": 1}),
                        Case("raw join+write", lambda state, n: g.append_raw(n),
                             {"appends": 1})], fixed)
+    rss_before_lookups = _env.rss()
     per_lookup = LOOKUPS // ROUNDS
     lookups = compare(lookup_cases(g, rng),
                       Settings(rounds=ROUNDS, min_wall_s=0.0, min_iterations=per_lookup,
                                max_iterations=per_lookup, settle=False))
+    rss_after_lookups = _env.rss()
     log_a, raw_a = appends["logstore Log.append"], appends["raw join+write"]
     log_l, raw_l = lookups["logstore Log.read"], lookups["bisect + mmap slice"]
     return {"log_bytes": size, "append_log_s": log_a.seconds_per_iteration(),
@@ -187,6 +189,8 @@ def measure(g: Growing, window_max: int, rng: random.Random) -> dict:
             "lookup_log_s": log_l.percentile_ns(50) / 1e9,
             "lookup_raw_s": raw_l.percentile_ns(50) / 1e9,
             "segments": len(g.log.segments), "rss": rss, "window": window,
+            "rss_file_added_by_lookups": rss_after_lookups.get("RssFile", 0)
+            - rss_before_lookups.get("RssFile", 0),
             "appends_raw": appends.to_json(), "lookups_raw": lookups.to_json()}
 
 
@@ -392,13 +396,17 @@ def report(ctx: Context, result, points: list[dict], recovery: list[dict], top: 
     result.groups.append(Group("Flatness: last checkpoint vs first (ratios of time, > 1 = the "
                                "top is faster)", rows))
     rss_anon = [p["rss"].get("RssAnon", 0) for p in points]
+    file_growth = last["rss"].get("RssFile", 0) - first["rss"].get("RssFile", 0)
+    by_lookups = sum(p["rss_file_added_by_lookups"] for p in points[:-1])
     result.notes.append(
-        f"Memory: RssAnon went from {_env.human_bytes(rss_anon[0])} at "
+        f"Memory: RssAnon (the heap) went from {_env.human_bytes(rss_anon[0])} at "
         f"{_env.human_bytes(first['log_bytes'])} to {_env.human_bytes(rss_anon[-1])} at "
-        f"{_env.human_bytes(last['log_bytes'])}; RssFile (pages of mmapped index and log files "
-        "this process touched) from "
-        f"{_env.human_bytes(first['rss'].get('RssFile', 0))} to "
-        f"{_env.human_bytes(last['rss'].get('RssFile', 0))}.")
+        f"{_env.human_bytes(last['log_bytes'])}. RssFile (page-cache pages mapped into this "
+        "process: the index mmaps and the segments' read mappings; shared and reclaimable) "
+        f"grew by {_env.human_bytes(file_growth)}, of which "
+        f"{_env.human_bytes(by_lookups)} was added while the benchmark's own random lookups "
+        "ran (RSS is sampled before each checkpoint's lookups, so the last checkpoint's are "
+        "not counted); the rest came with appends.")
     result.raw["points"] = points
     result.raw["recovery"] = recovery
     result.raw["top_bytes"] = top
