@@ -31,7 +31,7 @@ from typing import Callable
 
 from logstore import _ffi
 from logstore.config import LogConfig
-from logstore.errors import CorruptRecord, LogClosed
+from logstore.errors import CorruptRecord, LogClosed, LogstoreError
 from logstore.offset_index import RELATIVE_OFFSET_MAX, OffsetIndex
 from logstore.time_index import TimeIndex
 from logstore.txn_index import TransactionIndex
@@ -170,10 +170,11 @@ class LogSegment:
 
     def _discard_partial_write(self, position: int) -> None:
         """Best effort: cut what a failed write left past `position`. Those bytes are never read
-        (`size` did not move) and recovery would cut them anyway; this keeps the file tidy."""
+        (`size` did not move) and recovery would cut them anyway; this keeps the file tidy.
+        Through the io table, so a simulated crash leaves the torn bytes where they are."""
         try:
-            os.ftruncate(self.fd, position)
-        except OSError:
+            _ffi.ftruncate(self.fd, position, f"discard a failed write to {self.log_path}")
+        except (OSError, LogstoreError):
             pass
 
     def should_roll(self, batch_size: int, max_timestamp: int, last_offset: int,
