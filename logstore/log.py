@@ -346,9 +346,16 @@ class Log:
             new_base = self._log_end_offset if new_base is None else new_base
             if old.size == 0:
                 return old
-            old.on_become_inactive()
-            new = LogSegment(self.directory, new_base, self.config, active=True,
-                             created_ms=self.time_ms())
+            try:
+                old.on_become_inactive()
+                new = LogSegment(self.directory, new_base, self.config, active=True,
+                                 created_ms=self.time_ms())
+            except (KafkaStorageError, OSError) as exc:
+                # The old segment is half sealed (an index trimmed, a sync failed): appending
+                # on would build on it, and a sync that failed must not be retried as if it
+                # had not. Offline until reopened and recovered.
+                self._go_offline(exc)
+                raise
             self._table = _SegmentTable.of(self._table.segments + (new,))
             self._dir_dirty = True
             for listener in self._roll_listeners:

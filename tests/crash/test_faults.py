@@ -184,6 +184,25 @@ def test_a_failed_fsync_takes_the_log_offline_and_durable_appends_survive_a_powe
     assert got[: len(durable)] == durable and got[len(durable):] in ([], [b"not durable"])
 
 
+def test_a_failed_fsync_while_rolling_takes_the_log_offline(tmp_path):
+    """Regression: a sync failing while the active segment was sealed left it half sealed and
+    the log writable; the next append built on it and closing failed on its time index."""
+    path = str(tmp_path / "t-0")
+    log = Log.open(path, CONFIG)
+    acked = fill(log, 5, "before")
+    _ffi.io_fault_set(_ffi.IO_OP_SYNC, _ffi.FAULT_ERROR, errno.EIO, count=1)
+    with pytest.raises(KafkaStorageError):
+        for i in range(100):                              # until an append rolls
+            log.append([value("rolling", i)])
+            acked.append(value("rolling", i))
+    assert log.offline
+    with pytest.raises(LogOffline):
+        log.append([b"refused"])
+    log.close()
+    with Log.open(path, CONFIG) as log:
+        assert values(log) == acked and len(log.segments) >= 1
+
+
 # ------------------------------------------------------------------------------------------------
 # Failed truncations and renames
 
