@@ -616,21 +616,28 @@ class Log:
         (lower than `offset` when a batch straddled it: batches are removed whole)."""
         with self.lock:
             self._check_writable()
-            if offset >= self._log_end_offset:
-                return self._log_end_offset
-            if offset <= self._log_start_offset:
-                return self._truncate_fully(offset)
-            table = self._table
-            keep = [s for s in table.segments if s.base_offset < offset]
-            drop = [s for s in table.segments if s.base_offset >= offset]
-            if not keep[-1].active:
-                keep[-1].make_active()  # before truncating: reopening re-reads index lengths
-            keep[-1].truncate_to(offset)
-            for segment in drop:
-                segment.delete()
-            self._table = _SegmentTable.of(keep)
-            self._after_truncate(keep[-1].next_offset, [s.base_offset for s in drop])
+            try:
+                return self._truncate_locked(offset)
+            except (KafkaStorageError, OSError) as exc:
+                self._go_offline(exc)      # indexes may be cut and the .log not: reopen
+                raise
+
+    def _truncate_locked(self, offset: int) -> int:
+        if offset >= self._log_end_offset:
             return self._log_end_offset
+        if offset <= self._log_start_offset:
+            return self._truncate_fully(offset)
+        table = self._table
+        keep = [s for s in table.segments if s.base_offset < offset]
+        drop = [s for s in table.segments if s.base_offset >= offset]
+        if not keep[-1].active:
+            keep[-1].make_active()  # before truncating: reopening re-reads index lengths
+        keep[-1].truncate_to(offset)
+        for segment in drop:
+            segment.delete()
+        self._table = _SegmentTable.of(keep)
+        self._after_truncate(keep[-1].next_offset, [s.base_offset for s in drop])
+        return self._log_end_offset
 
     def _truncate_fully(self, offset: int) -> int:
         """Delete everything and start empty at `offset` (Kafka's truncateFullyAndStartAt)."""

@@ -31,7 +31,7 @@ from typing import Callable
 
 from logstore import _ffi
 from logstore.config import LogConfig
-from logstore.errors import CorruptRecord, LogClosed, LogstoreError
+from logstore.errors import LogClosed, LogstoreError
 from logstore.offset_index import RELATIVE_OFFSET_MAX, OffsetIndex
 from logstore.time_index import TimeIndex
 from logstore.txn_index import TransactionIndex
@@ -376,13 +376,12 @@ class LogSegment:
         swap = self.log_path + SWAP_SUFFIX
         fd = os.open(swap, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            copied = 0
-            while copied < length:
-                n = os.copy_file_range(self.fd, fd, min(COPY_CHUNK_BYTES, length - copied),
-                                       copied, copied)
-                if n <= 0:
-                    raise CorruptRecord(f"{self.log_path}: short copy at {copied}")
-                copied += n
+            # The kept prefix is written through the io table (faults and power cuts see it).
+            kept = self.region(length)
+            for start in range(0, length, COPY_CHUNK_BYTES):
+                _ffi.pwrite_all(fd, kept[start:start + COPY_CHUNK_BYTES], start,
+                                f"write {swap}")
+            del kept
             _ffi.fsync(fd, f"fsync {swap}")
             _ffi.rename(swap, self.log_path, f"rename {swap}")
         except BaseException:

@@ -207,6 +207,28 @@ def test_a_failed_fsync_while_rolling_takes_the_log_offline(tmp_path):
 # Failed truncations and renames
 
 
+def test_a_failed_copy_truncate_takes_the_log_offline_and_keeps_the_segment_whole(tmp_path):
+    """Regression: truncating under readers' views copied the kept prefix with
+    copy_file_range, outside the io table, so faults never reached it; and a failed
+    truncation left the log writable with its indexes already cut."""
+    path = str(tmp_path / "t-0")
+    log = Log.open(path, CONFIG)
+    acked = fill(log, 8, "v")
+    held = log.read(0)                       # a reader holds views: the cut must copy
+    _ffi.io_fault_set(_ffi.IO_OP_WRITE, _ffi.FAULT_ERROR, errno.EIO, count=1)
+    with pytest.raises(KafkaStorageError, match=r"\.swap"):
+        log.truncate_to(4)
+    assert log.offline and values(log) == acked
+    assert [r.value for b in held.batches() for r in b.records()][0] == acked[0]
+    with pytest.raises(LogOffline):
+        log.append([b"refused"])
+    log.close()
+    with Log.open(path, CONFIG) as log:
+        assert values(log) == acked
+        log.read(0)
+        assert log.truncate_to(4) == 4 and values(log) == acked[:4]
+
+
 def test_a_failed_checkpoint_rename_keeps_the_previous_checkpoint(tmp_path):
     checkpoint_file = tmp_path / "store" / "recovery-point-offset-checkpoint"
     with LogStore(str(tmp_path / "store")) as store:
