@@ -34,7 +34,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from logstore import checkpoint, fsutil
+from logstore import _ffi, checkpoint, fsutil
 from logstore.config import LogConfig
 from logstore.errors import (InvalidConfiguration, InvalidPartitions, InvalidTopic, LogClosed,
                              TopicAlreadyExists, UnknownTopicOrPartition)
@@ -240,7 +240,7 @@ class LogStore:
                 src = self._partition_dir(name, partition)
                 if os.path.isdir(src):
                     dst = f"{src}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
-                    os.rename(src, dst)
+                    _ffi.rename(src, dst, f"delete topic {name!r}: rename {src}")
                     doomed.append(dst)
                 with self._checkpoint_lock:
                     self._recovery_points.pop((name, partition), None)

@@ -229,6 +229,19 @@ def test_a_failed_copy_truncate_takes_the_log_offline_and_keeps_the_segment_whol
         assert log.truncate_to(4) == 4 and values(log) == acked[:4]
 
 
+def test_a_failed_rename_when_deleting_a_topic_keeps_the_topic_and_its_data(tmp_path):
+    """Regression: the rename of a deleted topic's directory bypassed the io table."""
+    with LogStore(str(tmp_path / "store")) as store:
+        store.create_topic("t")
+        store.log("t", 0).append([b"kept"], durable=True)
+        _ffi.io_fault_set(_ffi.IO_OP_RENAME, _ffi.FAULT_ERROR, errno.EIO,
+                          path_filter="-delete")
+        with pytest.raises(KafkaStorageError, match="delete topic 't'"):
+            store.delete_topic("t")
+        _ffi.io_fault_clear()
+        assert store.has_topic("t") and values(store.log("t", 0)) == [b"kept"]
+
+
 def test_a_failed_checkpoint_rename_keeps_the_previous_checkpoint(tmp_path):
     checkpoint_file = tmp_path / "store" / "recovery-point-offset-checkpoint"
     with LogStore(str(tmp_path / "store")) as store:
