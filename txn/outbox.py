@@ -40,9 +40,10 @@ otherwise (`header_id("outbox_id")` uses a header).
 
 Databases are opened in WAL mode with `PRAGMA synchronous=FULL`: a commit is fsynced.
 
-Thread-safety: a relay uses its own SQLite connection and clients from one thread (run_once,
-or the thread of start()); enqueue() is called on the application's connection inside its
-transaction; an IdempotentConsumer is used from one thread, as its Consumer and connection.
+Thread-safety: a relay's methods may be called from any thread; its own SQLite connection and
+clients are used under its lock (run_once, unrelayed, the thread of start()). enqueue() runs on
+the application's connection inside its transaction; an IdempotentConsumer is used from one
+thread, as its Consumer and connection are.
 """
 
 from __future__ import annotations
@@ -194,6 +195,7 @@ class OutboxRelay:
         self._conn = self._producer = self._consumer = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._lock = threading.RLock()          # the connection and clients: one user at once
         try:
             self._open()
         except BaseException:
@@ -249,6 +251,10 @@ class OutboxRelay:
 
     def run_once(self) -> int:
         """Publish the next batch of rows (one Kafka transaction), then mark them; how many."""
+        with self._lock:
+            return self._run_once()
+
+    def _run_once(self) -> int:
         if self._marks_pending:
             self._mark_published()
         rows = self._select()
@@ -287,6 +293,7 @@ class OutboxRelay:
                 producer.produce(row.topic, row.value, row.key,
                                  -1 if row.partition is None else row.partition,
                                  headers=headers)
+            producer.flush(CALL_TIMEOUT_S)     # in the log (commit would flush them anyway)
             failpoints.hit(FP_AFTER_PRODUCE)
             checkpoint = TopicPartition(CHECKPOINT_TOPIC, CHECKPOINT_PARTITION, rows[-1].id + 1)
             producer.send_offsets_to_transaction(
@@ -337,8 +344,10 @@ class OutboxRelay:
             self._thread.start()
 
     def unrelayed(self) -> int:
-        return self._conn.execute(f"SELECT COUNT(*) FROM {OUTBOX_TABLE} "
-                                  "WHERE relayed_ms IS NULL").fetchone()[0]
+        """Rows not yet marked relayed."""
+        with self._lock:
+            return self._conn.execute(f"SELECT COUNT(*) FROM {OUTBOX_TABLE} "
+                                      "WHERE relayed_ms IS NULL").fetchone()[0]
 
     def close(self) -> None:
         self._stop.set()
