@@ -30,7 +30,7 @@ from bench._section import SECTIONS, Context, Records  # noqa: E402
 from bench._timer import Settings  # noqa: E402
 
 DEFAULT_OUT = os.path.join(_env.REPO_ROOT, "bench", "results")
-QUICK_SETTINGS = Settings(rounds=3, min_wall_s=0.12, min_iterations=3)
+QUICK_SETTINGS = Settings(rounds=3, min_wall_s=0.08, min_iterations=3)
 FULL_SETTINGS = Settings(rounds=7, min_wall_s=0.6, min_iterations=5)
 PROFILE_ITERATIONS_CAP = {"quick": 300, "full": 2000}
 
@@ -148,7 +148,7 @@ def run_section(name: str, args, root: str, records: Records, progress: Progress
 
 
 def explain_misses(result: SectionResult, ctx: Context) -> None:
-    perf_note = "" if _profile.perf_available() else \
+    perf_note = "skipped in quick mode" if ctx.quick else "" if _profile.perf_available() else \
         "not available here (perf missing or perf_event_paranoid too strict)"
     for row in result.rows():
         if row.status != "MISS" or row.profile is None:
@@ -158,7 +158,7 @@ def explain_misses(result: SectionResult, ctx: Context) -> None:
         iterations = max(1, min(iterations, cap))
         profiles = _profile.cprofile_cases([c for c in (subject, baseline) if c], iterations)
         sub, base = profiles[0], (profiles[1] if baseline is not None else None)
-        perf = _profile.perf_case(subject, iterations)
+        perf = None if ctx.quick else _profile.perf_case(subject, iterations)
         note = perf_note or ("" if perf else "perf recorded no usable samples")
         result.explanations.append(explain_miss(row, sub, base, perf, note))
         result.raw.setdefault("profiles", []).append(

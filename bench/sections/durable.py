@@ -157,7 +157,7 @@ def gil_ceiling(ctx: Context, result, size: int) -> float:
 
 def profile_note(ctx: Context, threads: int) -> str:
     """perf of both sides at the largest thread count: where their CPU time goes."""
-    if not ctx.profile_misses:
+    if not ctx.profile_misses or ctx.quick:            # perf only in full mode
         return ""
     size = 100
     iterations = ctx.pick(300, 2000)
