@@ -189,6 +189,25 @@ def raw_write_fdatasync(ctx: Context, size: int, chunks: list, name: str,
                 setup=lambda n: RawFile(ctx.path("raw"), buffered=False), teardown=RawFile.close)
 
 
+READ_CHUNK = 1 << 20
+
+
+def raw_read_files(name: str, files: list[str], units: dict[str, float],
+                   setup=lambda n: None) -> Case:
+    """f.readinto of whole files, in order, into one reusable 1 MiB buffer: the raw limit of
+    a scan (recovery)."""
+    buffer = memoryview(bytearray(READ_CHUNK))
+
+    def run(state, n: int) -> None:
+        for _ in range(n):
+            for path in files:
+                with open(path, "rb", buffering=0) as f:
+                    while f.readinto(buffer):
+                        pass
+
+    return Case(name, run, units, setup=setup)
+
+
 # ------------------------------------------------------------------------------------------------
 # threads (group commit)
 

@@ -31,7 +31,7 @@ from logstore import checkpoint
 from logstore.log import CLEAN_SHUTDOWN_FILE, Log
 from logstore.segment import parse_base_offset
 
-from bench import _env, _plot
+from bench import _cases, _env, _plot
 from bench._report import Group, Row, Table, fmt_num
 from bench._section import Context, new_result, section
 from bench._timer import Case, Ratio, Settings, compare
@@ -333,17 +333,9 @@ def reopen_case(path: str, first: int, segments: list[str]) -> Case:
 
 
 def read_case(segments: list[str]) -> Case:
-    buffer = memoryview(bytearray(1 << 20))
-
-    def run(state, n: int) -> None:
-        for _ in range(n):
-            for segment in segments:
-                with open(segment, "rb", buffering=0) as f:
-                    while f.readinto(buffer):
-                        pass
-
-    return Case("raw f.readinto of the segments", run,
-                {"records": 1, "bytes": sum(os.path.getsize(p) for p in segments)})
+    return _cases.raw_read_files("raw f.readinto of the segments", segments,
+                                 {"records": 1,
+                                  "bytes": sum(os.path.getsize(p) for p in segments)})
 
 
 # ------------------------------------------------------------------------------------------------
