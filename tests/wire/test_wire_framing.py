@@ -187,3 +187,20 @@ def test_send_chunks_writes_every_byte_through_a_small_socket_buffer():
         right.close()
         return bytes(received)
     assert asyncio.run(run()) == expected
+
+
+def test_a_fetch_response_carries_the_segment_view_itself_not_a_copy():
+    segment = memoryview(bytearray(b"\x07" * (framing.INLINE_CHUNK_MAX * 4)))
+    part = schemas.build(schemas.nested(1, 12, "PartitionData"), partition_index=0,
+                         error_code=0, high_watermark=1, last_stable_offset=1,
+                         log_start_offset=0, aborted_transactions=None,
+                         preferred_read_replica=-1, records=segment)
+    topic = schemas.build(schemas.nested(1, 12, "FetchableTopicResponse"), topic="t",
+                          partitions=[part])
+    response = schemas.build(schemas.response_class(1, 12), throttle_time=0, error_code=0,
+                             session_id=0, responses=[topic])
+    chunks = framing.encode_response(1, 3, response)
+    assert any(chunk is segment for chunk in chunks)
+    frame = b"".join(bytes(c) for c in chunks)
+    assert struct.unpack(">i", frame[:4])[0] == len(frame) - 4
+    assert bytes(segment) in frame
