@@ -254,14 +254,6 @@ class Broker:
                                 if_not_exists=True)
 
     def delete_topic(self, topic: str) -> None:
-        """Delete a topic: forget its open TxnPartitions (their logs close with it), then
-        remove it from the store. Transactions that included it skip its markers."""
-        with self._lock:
-            for key in [key for key in self._partitions if key[0] == topic]:
-                del self._partitions[key]
-            self.store.delete_topic(topic)
-
-    def delete_topic(self, topic: str) -> None:
         """Delete a topic (AdminClient.delete_topics) and forget its open partitions, so a
         topic created again under the name starts afresh."""
         with self._lock:
