@@ -428,8 +428,6 @@ class TransactionProducer:
         try:
             half = self._append_half(half)
             failpoints.hit(FP_AFTER_HALF_WRITE)
-            if self.check_service is not None:
-                self.check_service.notify_half(half)
             state = self._execute(half, arg)
             failpoints.hit(FP_AFTER_LOCAL_TRANSACTION)
             offset, error = None, None
@@ -443,6 +441,8 @@ class TransactionProducer:
         finally:
             with self._flight_lock:
                 self._in_flight.discard(half.transaction_id)
+        if state is LocalTransactionState.UNKNOW or error is not None:
+            self.check_service.notify_half(half)        # now the check-back's business
         return TransactionSendResult(half.transaction_id, half.half_offset, state, half.topic,
                                      half.partition, offset, error)
 
@@ -534,9 +534,9 @@ class TransactionProducer:
                 return None
             try:
                 result = self._write_end(half, op)
-            except KafkaException as exc:
+            except BaseException as exc:
                 logger.warning("ending transaction %s with %s failed (the check-back will "
-                               "settle it): %s", half.transaction_id, op, exc)
+                               "settle it): %r", half.transaction_id, op, exc)
                 self._restart_txn_producer()
                 raise
             ledger.mark_done(half, result.op_offset)
@@ -580,6 +580,14 @@ class TransactionProducer:
         self._txn_producer = self._new_txn_producer()
 
     # -- check-back support -----------------------------------------------------------------
+
+    @property
+    def end_lock(self) -> threading.RLock:
+        """Held while an end is written (the check service reads op records under it)."""
+        return self._end_lock
+
+    def op_high_watermark(self) -> int:
+        return self._broker.partition(OP_HALF_TOPIC, OP_PARTITION).high_watermark
 
     def in_flight(self) -> frozenset:
         """Transaction ids whose execute_local_transaction is running in this process (the

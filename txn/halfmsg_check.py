@@ -14,6 +14,14 @@ before its op record, so each scan reads the op topic first and then the half to
 end, and only then applies the ops: every copy an op refers to has been seen. An op naming an
 offset that is neither pending nor done is another group's (or was pruned) and is ignored.
 
+Open transactions. A read_committed reader stops at the op topic's last stable offset. The op
+scan holds the producer's end lock, so no end of this group is open meanwhile, and after a
+reopen none is left (init_transactions finished or aborted it). Another group's open
+transaction (its process crashed mid-end; it lasts until that group reopens or its
+transaction.timeout.ms passes) can still hide this group's later op records: a message could
+then look undecided although it was ended, and checking it could end it twice. So a round
+whose op scan stopped below the high watermark checks nothing and retries later.
+
 The rules of one round, `run_once(now_ms)` (RocketMQ's, per message instead of per wake-up):
   - a pending message is due when it is older than its immunity, max(check timeout,
     CHECK_IMMUNITY_TIME_IN_SECONDS), strictly, as RocketMQ compares, and, once checked, when
@@ -60,12 +68,14 @@ logger = logging.getLogger("txn.halfmsg_check")
 FP_AFTER_PUT_BACK = "halfmsg_check.after_put_back"
 SCAN_RECORDS_MAX = 100_000          # records read from one topic in one scan
 WAIT_MIN_MS = 10                    # the background thread's shortest sleep
+BLOCKED_RETRY_MS = 1_000            # a round blocked by an open op transaction retries then
 
 
 @dataclass
 class CheckRound:
     """What one run_once did. `checked`: copies re-appended and asked; the others list the
-    messages by outcome (`failed`: an end or re-append that could not be written)."""
+    messages by outcome (`failed`: an end or re-append that could not be written).
+    `blocked`: nothing was checked because the op topic has an open transaction."""
 
     now_ms: int
     checked: list = field(default_factory=list)
@@ -75,6 +85,7 @@ class CheckRound:
     discarded: list = field(default_factory=list)
     failed: list = field(default_factory=list)
     next_due_ms: int | None = None
+    blocked: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,10 +181,10 @@ class TransactionCheckService:
         self._half_position = self._op_position = 0
         self._op_backlog: list[tuple[int, int]] = []        # (half offset, op offset)
         self._committed: tuple[int, int] | None = None
+        self.op_stable = False              # the last op scan reached the high watermark
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._wake = threading.Event()
-        self._sleep_until_ms = 0
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -202,7 +213,9 @@ class TransactionCheckService:
     def scan(self) -> None:
         """Read new op records, then the half topic to its end; apply the ops."""
         with self._round_lock:
-            ops, self._op_position = _drain(self._op_reader, self._op_position)
+            with self._producer.end_lock:       # no end of this group is half-written now
+                ops, self._op_position = _drain(self._op_reader, self._op_position)
+                self.op_stable = self._op_position >= self._producer.op_high_watermark()
             for record in ops:
                 for half_offset in decode_op_body(record.value()):
                     self._op_backlog.append((half_offset, record.offset()))
@@ -218,7 +231,8 @@ class TransactionCheckService:
                 self._op_backlog = []
 
     def pending(self) -> list[HalfMessage]:
-        """Messages of this group without an outcome (after a scan)."""
+        """Messages of this group without an outcome (after a scan; while the op topic has
+        an open transaction, messages ended after it may still be listed)."""
         self.scan()
         return self.ledger.pending()
 
@@ -231,6 +245,12 @@ class TransactionCheckService:
             now = self._clock() if now_ms is None else now_ms
             report = CheckRound(now)
             self.scan()
+            if not self.op_stable:
+                logger.info("%s has an open transaction: checks of %s wait",
+                            OP_HALF_TOPIC, self.ledger.producer_group)
+                report.blocked = True
+                report.next_due_ms = now + BLOCKED_RETRY_MS
+                return report
             skip = self._producer.in_flight()
             for half in self.ledger.pending():
                 if half.transaction_id not in skip and self.policy.due_at(half) <= now:
@@ -313,10 +333,9 @@ class TransactionCheckService:
         self._thread.start()
 
     def notify_half(self, half: HalfMessage) -> None:
-        """A message was left without an outcome: wake the thread if it is due earlier than
-        the thread meant to wake."""
-        if self.policy.due_at(half) < self._sleep_until_ms:
-            self._wake.set()
+        """A message was left without an outcome: wake the thread, which then sleeps until
+        the first due time (this one's, or an earlier one)."""
+        self._wake.set()
 
     def _run(self) -> None:
         interval = self.policy.check_interval_ms
@@ -329,7 +348,6 @@ class TransactionCheckService:
             now = self._clock()
             wait_ms = interval if next_due is None else min(interval,
                                                             max(next_due - now, WAIT_MIN_MS))
-            self._sleep_until_ms = now + wait_ms
             self._wake.wait(wait_ms / 1000)
             self._wake.clear()
 

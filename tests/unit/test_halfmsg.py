@@ -446,3 +446,31 @@ def test_reopen_resumes_from_the_committed_checkpoint(tmp_path, open_producer, l
     assert [h.transaction_id for h in reopened.check_service.pending()] == \
         [left.transaction_id]
     assert reopened.check_service.ledger.is_done(0) is False     # below X: forgotten
+
+
+def test_another_groups_open_transaction_on_the_op_topic_holds_checks_back(
+        tmp_path, open_producer, listener):
+    """An open Kafka transaction (another group's, its process crashed mid-end) hides later
+    op records from read_committed readers: a message ended after it must not be checked and
+    ended a second time; checks wait until that transaction ends."""
+    from txn import Producer
+    other = Producer({**conf(tmp_path), "transactional.id": "RMQ_SYS_TRANS-crashed-group"})
+    other.init_transactions()
+    other.begin_transaction()
+    other.produce(OP_HALF_TOPIC, b"999,", partition=0)
+    assert other.flush(30) == 0                              # in the log, not committed
+    producer = open_producer()
+    done = producer.send_message_in_transaction(TransactionMessage("payments", b"m"), COMMIT)
+    producer.close()
+
+    listener.answers[b"m"] = COMMIT
+    reopened = open_producer()
+    report = reopened.check_service.run_once(START_MS + 10 * TRANSACTION_CHECK_INTERVAL_MS)
+    assert listener.checks == [] and report.checked == [] and report.blocked
+    other.abort_transaction()
+    other.close()
+    report = reopened.check_service.run_once(START_MS + 10 * TRANSACTION_CHECK_INTERVAL_MS)
+    assert not report.blocked and report.checked == []
+    assert reopened.check_service.pending() == []
+    reopened.close()
+    assert transaction_ids(read_topic(tmp_path, "payments")) == [done.transaction_id]
