@@ -149,6 +149,8 @@ class Connection:
         self.sock = sock
         self.peer = peer
         self.peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        # Kafka's clientHost (InetAddress.toString of the peer): "/127.0.0.1"
+        self.client_host = f"/{peer[0]}" if isinstance(peer, tuple) else str(peer)
         self.task: asyncio.Task | None = None
         self.queue: asyncio.Queue = asyncio.Queue(server.config.queued_requests)
         self.order = asyncio.Lock()
@@ -246,7 +248,7 @@ class Connection:
 
     async def _handle(self, spec, request):
         """Run the handler; returns the response chunks, None (no response) or CloseConnection."""
-        ctx = RequestContext(self.server, self.order, request, self.peer_text)
+        ctx = RequestContext(self.server, self.order, request, self.client_host)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s v%d #%d from %s (%s)", spec.name, request.api_version,
                          request.correlation_id, self.peer_text, request.client_id)

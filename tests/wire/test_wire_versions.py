@@ -224,6 +224,8 @@ def test_group_listing_every_version(client):
                                    include_authorized_operations=False)).groups
         assert (group.error_code, group.group_state, len(group.members)) == \
             (NONE, "CompletingRebalance", 1), v
+        assert (group.members[0].client_id, group.members[0].client_host) == \
+            ("wire-test", "/127.0.0.1")
 
 
 def test_api_versions_every_version(client):
