@@ -116,15 +116,24 @@ def test_transactions_commit_and_abort_and_read_committed_never_sees_aborted_dat
     assert everything == committed | aborted
 
 
-def process_stream(bootstrap: str, name: str, stop: threading.Event, stats: dict) -> None:
+def process_stream(bootstrap: str, name: str, stop: threading.Event, stats: dict,
+                   straddle: bool = False) -> None:
     """One consume-process-produce worker: read 'in' (group 'etl'), write 'out' in
-    transactions carrying the consumer offsets; on an abortable error abort and rewind."""
+    transactions carrying the consumer offsets; on an abortable error abort and rewind, on a
+    fatal one start a new producer. With `straddle`, the first transaction stays open across
+    a rebalance (it goes on consuming into it) and then commits the offsets and the group
+    metadata it had before: the server must refuse that stale generation."""
     c = consumer(bootstrap, "etl", **{"enable.partition.eof": False})
-    p = producer(bootstrap, **{"transactional.id": f"etl-{name}"})
-    p.init_transactions(TIMEOUT_S)
+
+    def new_producer() -> Producer:
+        p = producer(bootstrap, **{"transactional.id": f"etl-{name}"})
+        p.init_transactions(TIMEOUT_S)
+        return p
 
     def on_assign(_consumer, partitions):
         stats[f"{name}-assigned"] = sorted(tp.partition for tp in partitions)
+        stats[f"{name}-assignments"] = stats.get(f"{name}-assignments", 0) + 1
+    p = new_producer()
     c.subscribe(["in"], on_assign=on_assign)
     try:
         while not stop.is_set():
@@ -134,21 +143,39 @@ def process_stream(bootstrap: str, name: str, stop: threading.Event, stats: dict
             p.begin_transaction()
             for m in msgs:
                 p.produce("out", key=m.key(), value=b"out-" + m.value())
+            offsets, metadata = c.position(c.assignment()), c.consumer_group_metadata()
+            if straddle:
+                straddle = False
+                straddle_rebalance(c, p, name, stop, stats)
             try:
-                p.send_offsets_to_transaction(c.position(c.assignment()),
-                                              c.consumer_group_metadata(), TIMEOUT_S)
+                p.send_offsets_to_transaction(offsets, metadata, TIMEOUT_S)
                 p.commit_transaction(TIMEOUT_S)
                 stats[name] = stats.get(name, 0) + len(msgs)
             except KafkaException as exc:
-                if not exc.args[0].txn_requires_abort():
+                error = exc.args[0]
+                stats.setdefault("refused-commits", []).append(error.name())
+                if error.fatal():
+                    p = new_producer()
+                elif error.txn_requires_abort():
+                    p.abort_transaction(TIMEOUT_S)
+                else:
                     raise
-                p.abort_transaction(TIMEOUT_S)
-                stats["aborts"] = stats.get("aborts", 0) + 1
                 rewind(c)
     except BaseException as exc:  # noqa: BLE001 - reported to the test
         stats.setdefault("errors", []).append(repr(exc))
     finally:
         c.close()
+
+
+def straddle_rebalance(c: Consumer, p: Producer, name: str, stop: threading.Event,
+                       stats: dict) -> None:
+    """Keep the open transaction going (consuming into it) until the assignment changes."""
+    seen = stats[f"{name}-assignments"]
+    stats[f"{name}-straddling"] = True
+    while stats[f"{name}-assignments"] == seen and not stop.is_set():
+        for m in c.consume(20, 0.2):
+            if not m.error():
+                p.produce("out", key=m.key(), value=b"out-" + m.value())
 
 
 def rewind(c: Consumer) -> None:
@@ -158,6 +185,9 @@ def rewind(c: Consumer) -> None:
 
 
 def test_consume_process_produce_is_exactly_once_while_two_consumers_rebalance(wire_server):
+    """Worker a holds a transaction open while worker b joins the group; a's commit with the
+    generation from before the rebalance is refused (KIP-447 fencing), a aborts and rewinds,
+    and the output has every input record exactly once."""
     create_topics(wire_server.bootstrap, **{"in": 4, "out": 2})
     feed = producer(wire_server.bootstrap, **{"enable.idempotence": True})
     for i in range(300):
@@ -165,29 +195,30 @@ def test_consume_process_produce_is_exactly_once_while_two_consumers_rebalance(w
     assert feed.flush(TIMEOUT_S) == 0
     stop, stats = threading.Event(), {}
     first = threading.Thread(target=process_stream,
-                             args=(wire_server.bootstrap, "a", stop, stats))
+                             args=(wire_server.bootstrap, "a", stop, stats, True))
     first.start()
-    wait_until(lambda: stats.get("a", 0) >= 50 or stats.get("errors"), TIMEOUT_S,
-               what="the first worker to process input")
     second = threading.Thread(target=process_stream,
                               args=(wire_server.bootstrap, "b", stop, stats))
-    second.start()                          # a rebalance while the first one is working
     try:
+        wait_until(lambda: stats.get("a-straddling") or stats.get("errors"), TIMEOUT_S,
+                   what="the first worker to hold a transaction open")
+        second.start()                       # the rebalance, mid-transaction
         wait_until(lambda: stats.get("b-assigned") or stats.get("errors"), TIMEOUT_S,
                    what="the second worker to take partitions over")
         for i in range(300, 600):
             feed.produce("in", key=b"%d" % i, value=b"in-%d" % i, partition=i % 4)
         assert feed.flush(TIMEOUT_S) == 0
-        wait_until(lambda: stats.get("b", 0) > 0 or stats.get("errors"), TIMEOUT_S,
-                   what="the second worker to process its partitions")
         wait_until(lambda: len(read_all(wire_server.bootstrap, "out")) >= 600
                    or stats.get("errors"), TIMEOUT_S, interval_s=0.5,
                    what="every input record to come out")
     finally:
         stop.set()
         first.join(TIMEOUT_S)
-        second.join(TIMEOUT_S)
+        if second.is_alive() or second.ident is not None:
+            second.join(TIMEOUT_S)
     assert not stats.get("errors"), stats
+    assert stats.get("refused-commits"), stats        # the stale generation was fenced
+    assert stats.get("b", 0) > 0, stats
     out = sorted(m.value() for m in read_all(wire_server.bootstrap, "out"))
     assert out == sorted(b"out-in-%d" % i for i in range(600))
 
