@@ -8,9 +8,10 @@ queued.max.requests, num.io.threads, node.id), the Broker's (auto.create.topics.
 num.partitions, transaction.max.timeout.ms, ...) and topic defaults (segment.bytes,
 flush.messages, ... or log.-prefixed). Port 0 picks a free port. Once listening, one line goes
 to stderr: `logstore serve: listening on HOST:PORT` (scripts and tests wait for it). SIGINT or
-SIGTERM stop the server cleanly (exit 0); at the default log level the server logs its own
-events (connections closed for a reason, handler failures) and only warnings of the engine; a bad configuration or a directory locked by another
-process is a one-line error (exit 1); a usage error exits 2.
+SIGTERM stop the server cleanly (exit 0). At the default log level the server logs its own
+events (connections closed for a reason, handler failures) and only the engine's warnings. A
+bad configuration or a directory locked by another process is a one-line error (exit 1); a
+usage error exits 2.
 
 Registered in logstore/cli.py's EXTERNAL_COMMANDS as "wire.cli:main" (logstore never imports
 wire at import time).
