@@ -55,7 +55,6 @@ import logging
 import sqlite3
 import sys
 import threading
-import time
 from dataclasses import dataclass
 
 from logstore.scheduler import wall_ms
@@ -481,12 +480,9 @@ def main(argv=None) -> int:
     with OutboxRelay(args.db, config, relay_id=args.relay_id,
                      batch_rows=args.batch_rows) as relay:
         print(f"relay {args.relay_id} ready at id {relay.next_id}", flush=True)
-        while True:
-            count = relay.run(until_idle=True)
-            print(f"relayed {count}", flush=True)
-            if args.until_idle:
-                return 0
-            time.sleep(relay.poll_interval_s)
+        count = relay.run(until_idle=args.until_idle)       # without --until-idle: forever
+        print(f"relayed {count} rows", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
