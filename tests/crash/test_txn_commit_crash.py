@@ -30,8 +30,8 @@ from txn import AdminClient, NewTopic, Producer, TopicPartition, failpoints
 from txn.broker import Broker
 from txn.history import OK, History
 
-from txn_crash_support import (BROKER, READ_COMMITTED, READ_UNCOMMITTED, child_environment,
-                               conf, parse_events, read_to_end, values_of)
+from history_support import (BROKER, CHILD_REPORT, READ_COMMITTED, READ_UNCOMMITTED,
+                             child_environment, conf, parse_events, read_to_end, values_of)
 
 TOPICS = {"a": 3, "b": 2, "in": 1}
 DATA_PARTITIONS = [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1)]
@@ -53,14 +53,11 @@ COMMIT_POINTS = {             # point -> (hits to let pass, outcome of transacti
     "coordinator.after_complete": (1, "committed"),
 }
 
-CHILD = textwrap.dedent("""
+CHILD = CHILD_REPORT + textwrap.dedent("""
     import json, sys
     from txn import Consumer, Producer, TopicPartition
     data, plan = sys.argv[1], json.loads(sys.argv[2])
     base = {"log.dirs": data, **plan["broker"]}
-
-    def report(*fields):
-        print(*fields, flush=True)
 
     def on_delivery(error, message):
         if error is None:
