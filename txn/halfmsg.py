@@ -495,6 +495,7 @@ class TransactionProducer:
                 KafkaError._TIMED_OUT, f"half write not acknowledged ({left} left)")
             raise KafkaException(error)
         offset = delivered.offsets["half"]
+        assert offset >= 0 and offset > half.half_offset, (offset, half.half_offset)
         first = half.half_offset == NEVER
         return replace(half, copy_offset=offset, half_offset=offset if first else
                        half.half_offset)

@@ -143,9 +143,11 @@ class HalfLedger:
 
     def mark_done(self, half: HalfMessage, op_offset: int) -> None:
         """The producer ended `half` (its latest copy) with the op record at op_offset."""
+        assert half.half_offset >= 0 and op_offset >= 0, (half, op_offset)
         with self._lock:
             latest = self._pending.pop(half.half_offset, None)
             copy = max(half.copy_offset, latest.copy_offset if latest else NEVER)
+            assert copy >= half.half_offset, (half, latest)
             self._done[half.half_offset] = (copy, op_offset)
 
     def is_done(self, half_offset: int) -> bool:
@@ -163,7 +165,9 @@ class HalfLedger:
             ops = [op for copy, op in self._done.values() if copy >= low]
             for half_offset in [k for k, (copy, _op) in self._done.items() if copy < low]:
                 del self._done[half_offset]
-            return low, min(ops + [op_position])
+            checkpoint = low, min(ops + [op_position])
+        assert checkpoint[0] <= half_position and checkpoint[1] <= op_position, checkpoint
+        return checkpoint
 
 
 class TransactionCheckService:
