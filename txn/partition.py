@@ -269,12 +269,16 @@ class TxnPartition:
     @property
     def last_stable_offset(self) -> int:
         """Kafka's LSO: the first offset not yet decided (an open transaction's first offset),
-        never above the high watermark nor below the log start offset."""
-        hw = self.log.high_watermark
-        first = self.producers.first_unstable_offset()
-        if first is None or first >= hw:
-            return hw
-        return max(first, self.log.log_start_offset)
+        never above the high watermark nor below the log start offset. Taken under the log
+        lock: an append moves the high watermark before the producer state learns of the
+        transaction it opens, and an abort marker ends its transaction before the .txnindex
+        entry is written; in either gap the LSO would count the transaction as decided."""
+        with self.log.lock:
+            hw = self.log.high_watermark
+            first = self.producers.first_unstable_offset()
+            if first is None or first >= hw:
+                return hw
+            return max(first, self.log.log_start_offset)
 
     # -- fetch ------------------------------------------------------------------------------
 
