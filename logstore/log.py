@@ -631,7 +631,7 @@ class Log:
         keep = [s for s in table.segments if s.base_offset < offset]
         drop = [s for s in table.segments if s.base_offset >= offset]
         if not keep[-1].active:
-            keep[-1].make_active()  # before truncating: reopening re-reads index lengths
+            keep[-1].make_active()
         keep[-1].truncate_to(offset)
         for segment in drop:
             segment.delete()

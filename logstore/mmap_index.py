@@ -3,8 +3,9 @@ fixed-size big-endian entries, mmap-backed, exposed as a numpy structured array.
 
 Life cycle, as Kafka's:
   - a new index file is preallocated to roundDown(max_bytes, entry_size) (sparse on Linux);
-  - an existing file is opened with entries = its length / entry_size; when it becomes the active
-    segment's index it is extended back to the maximum size so appends have room;
+  - an existing file is opened read-only with entries = its length / entry_size; when the active
+    segment first adds an entry it is extended back to the maximum size so appends have room
+    (an untouched partition's indexes are never rewritten);
   - on roll and close the file is trimmed to entries * entry_size (`trim`), so a closed index file
     holds exactly its valid entries;
   - lookups run in C (logstore._ffi) directly over the mapped bytes.
@@ -112,21 +113,26 @@ class MmapIndex:
             self._open(writable=True)
 
     def trim(self) -> None:
-        """Shrink the file to its valid entries and map it read-only (roll / close)."""
+        """Shrink the file to its valid entries, sync it, and map it read-only (roll / close):
+        a sealed segment's index is durable from here on."""
         fd = os.open(self.path, os.O_RDWR)
         try:
             if self._mmap is not None and self.writable:
                 self._mmap.flush()
             self._unmap()
             _ffi.ftruncate(fd, self.entry_count * self.ENTRY_SIZE, f"trim {self.path}")
+            _ffi.fsync(fd, f"fsync {self.path}")
             self._map(fd, self.entry_count * self.ENTRY_SIZE, writable=False)
         finally:
             os.close(fd)
         self.writable = False
 
     def flush(self) -> None:
-        """msync the mapping and fsync the file so a flushed segment's index is durable."""
-        if self._mmap is not None and self.writable:
+        """msync the mapping and fsync the file so a flushed segment's index is durable. A
+        read-only index was not written this session: nothing to sync."""
+        if not self.writable:
+            return
+        if self._mmap is not None:
             self._mmap.flush()
         fd = os.open(self.path, os.O_RDONLY)
         try:

@@ -75,9 +75,9 @@ class LogSegment:
         self.indexes_missing = not (os.path.exists(prefix + INDEX_SUFFIX)
                                     and os.path.exists(prefix + TIME_INDEX_SUFFIX))
         self.offset_index = OffsetIndex(prefix + INDEX_SUFFIX, base_offset,
-                                        config.segment_index_bytes, writable=active)
+                                        config.segment_index_bytes, writable=False)
         self.time_index = TimeIndex(prefix + TIME_INDEX_SUFFIX, base_offset,
-                                    config.segment_index_bytes, writable=active)
+                                    config.segment_index_bytes, writable=False)
         self.txn_index = TransactionIndex(prefix + TXN_INDEX_SUFFIX, base_offset)
         self.active = active
         self.next_offset = base_offset
@@ -159,6 +159,7 @@ class LogSegment:
             self.max_timestamp = max_timestamp
             self.offset_of_max_timestamp = last_offset
         if self.bytes_since_last_index_entry > self.config.index_interval_bytes:
+            self._writable_indexes()
             self.offset_index.append(last_offset, position)
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
             self.bytes_since_last_index_entry = 0
@@ -195,21 +196,29 @@ class LogSegment:
         return last_offset - self.base_offset > RELATIVE_OFFSET_MAX
 
     def on_become_inactive(self) -> None:
-        """Roll: force the final time-index entry, trim both indexes to their valid size."""
-        if self.max_timestamp >= 0:
+        """Roll / close: force the final time-index entry, trim both indexes to their valid
+        size and sync them. Indexes this session never wrote are already trimmed: untouched."""
+        if 0 <= self.max_timestamp and self.time_index.last_entry()[0] < self.max_timestamp:
+            self._writable_indexes()
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp,
                                          skip_full_check=True)
-        self.offset_index.trim()
-        self.time_index.trim()
-        self.offset_index.flush()
-        self.time_index.flush()
+        for index in (self.offset_index, self.time_index):
+            if index.writable:
+                index.trim()                   # shrinks and syncs
         self.txn_index.flush()
         self.active = False
 
     def make_active(self) -> None:
-        self.offset_index.make_writable()
-        self.time_index.make_writable()
+        """The last segment: appended to from now on. Its indexes become writable (extended
+        to their preallocated size) only when an entry is first added, so opening and closing
+        a partition nobody writes to touches no index file."""
         self.active = True
+
+    def _writable_indexes(self) -> None:
+        if not self.offset_index.writable:
+            self.offset_index.make_writable()
+        if not self.time_index.writable:
+            self.time_index.make_writable()
 
     # -- durability ----------------------------------------------------------------------------
 
@@ -340,6 +349,7 @@ class LogSegment:
         if info is None:
             return 0
         removed = self.size - info.position
+        self._writable_indexes()           # so that close trims the dropped entries off
         self.offset_index.truncate_to(offset)
         self.time_index.truncate_to(offset)
         self.txn_index.truncate_to(offset)

@@ -144,27 +144,6 @@ class BrokerState:
                 "producer_id_block_end": self._block_end}
         fsutil.atomic_write(self.path, json.dumps(data).encode())
 
-    def notify_data(self) -> None:
-        """Wake long-polling consumers: new data or a marker was appended somewhere."""
-        with self.data_cond:
-            self.data_version += 1
-            self.data_cond.notify_all()
-
-    def wait_for_data(self, seen_version: int, timeout_s: float) -> int:
-        """Block until data_version moves past seen_version or the timeout; returns it."""
-        with self.data_cond:
-            if self.data_version == seen_version and timeout_s > 0:
-                self.data_cond.wait(timeout_s)
-            return self.data_version
-
-    def run_completion(self, fn, *args) -> Future:
-        """Run fn(*args) on the completion thread (in submission order)."""
-        return self._completions.submit(_logged, fn, *args)
-
-    def wait_for_completions(self, timeout_s: float | None = None) -> None:
-        """Return once every completion submitted before the call has run."""
-        self._completions.submit(lambda: None).result(timeout_s)
-
     def next_producer_id(self) -> int:
         with self._lock:
             if self._next_id >= self._block_end:
