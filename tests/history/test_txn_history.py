@@ -34,15 +34,16 @@ TOPIC = "events"
 PARTITIONS = 3
 ALL = [(TOPIC, p) for p in range(PARTITIONS)]
 TXN_PRODUCERS = 3
-TXNS_PER_PRODUCER = 15
+TXNS_PER_PRODUCER = 40
 RECORDS_PER_TXN_MAX = 5
 ABORT_SHARE = 0.35
 FLUSH_BEFORE_ABORT_SHARE = 0.6        # the aborted records reach the log first
 IDEMPOTENT_PRODUCERS = 2
-IDEMPOTENT_RECORDS = 60
+IDEMPOTENT_RECORDS = 150
 IDEMPOTENT_FLUSH_EVERY = 7
 GROUP = "history-group"
 GROUP_MEMBERS = 3                     # member threads, each joining and leaving in cycles
+MEMBER_CYCLES_MIN = 3                 # memberships per member thread, at least
 MEMBER_POLLS_MAX = 40                 # consume() calls per membership
 POLL_TIMEOUT_S = 0.02
 JOIN_PAUSE_MAX_S = 0.05
@@ -59,6 +60,7 @@ class Workload:
         self.done = threading.Event()        # every producer finished
         self.errors: list[BaseException] = []
         self.threads: list[threading.Thread] = []
+        self.assignments: list[tuple[str, int]] = []     # (member, partitions) per on_assign
 
     def start(self, target, *args) -> None:
         def run():
@@ -160,16 +162,18 @@ def tailer(work: Workload, isolation: str) -> None:
 
 def group_member(work: Workload, index: int) -> None:
     """Joins the group, polls a while, leaves (a rebalance each time), until the producers
-    are done. Each assignment is a new session: it starts at the committed offsets."""
+    are done (and at least MEMBER_CYCLES_MIN times). Each assignment is a new session: it
+    starts at the committed offsets."""
     rng = random.Random(SEED * 7 + index)
     name = f"member-{index}"
     cycle = 0
-    while not work.done.is_set():
+    while cycle < MEMBER_CYCLES_MIN or not work.done.is_set():
         cycle += 1
         session = [(name, cycle, 0)]
 
         def on_assign(consumer, partitions, session=session):
             session[0] = (name, cycle, session[0][2] + 1)
+            work.assignments.append((name, len(partitions)))
 
         consumer = Consumer(conf(work.path, **{
             "group.id": GROUP, "isolation.level": READ_COMMITTED,
@@ -177,9 +181,13 @@ def group_member(work: Workload, index: int) -> None:
             "auto.commit.interval.ms": 50}))
         try:
             consumer.subscribe([TOPIC], on_assign=on_assign)
-            for _ in range(rng.randint(1, MEMBER_POLLS_MAX)):
+            polls = rng.randint(1, MEMBER_POLLS_MAX)
+            deadline = time.monotonic() + THREAD_TIMEOUT_S
+            while polls > 0 or session[0][2] == 0:       # at least until assigned once
+                assert time.monotonic() < deadline, f"{name} was never assigned"
                 messages = consumer.consume(20, POLL_TIMEOUT_S)
                 record_poll(work.history, name, READ_COMMITTED, session[0], messages)
+                polls -= 1
         finally:
             consumer.close()
         time.sleep(rng.uniform(0, JOIN_PAUSE_MAX_S))
@@ -214,8 +222,8 @@ def test_concurrent_transactions_and_consumers_give_a_valid_history(tmp_path):
     assert result.valid, str(result)
     outcomes = [txn.outcome for txn in history.txns]
     assert outcomes.count("ok") > 0 and outcomes.count("fail") > 0
-    members = {poll.session for poll in history.polls if poll.process.startswith("member-")}
-    assert len(members) > GROUP_MEMBERS                      # memberships came and went
+    assert len(work.assignments) >= GROUP_MEMBERS * MEMBER_CYCLES_MIN   # rebalances
+    assert any(poll.process.startswith("member-") for poll in history.polls)
     committed = {w.value for w in history.writes if w.outcome == "ok"
                  and (w.txn is None or w.txn.outcome == "ok")}
     final = {record[3] for poll in history.polls if poll.process == "final-read_committed"
