@@ -5,7 +5,8 @@ plus the aborted transactions [(producer_id, first_offset)] overlapping them. Wa
 in order:
   1. every aborted transaction whose first offset <= the batch's last offset joins the set of
      aborted producer ids (the list is consumed in first-offset order);
-  2. an ABORT marker of a producer removes it from the set (its transaction is over);
+  2. an ABORT marker of a producer removes it from the set (its transaction is over); a
+     marker of a producer not in the set changes nothing, so it is not decoded;
   3. a transactional data batch of a producer in the set is skipped whole;
   4. control batches are never returned.
 Non-transactional batches pass untouched, whatever their producer id.
@@ -34,7 +35,10 @@ def committed_batches(batches: Iterable[RecordBatch],
             while pending and pending[0][0] <= last_offset:
                 aborted_pids.add(heapq.heappop(pending)[1])
             if batch.is_control:
-                if _is_abort_marker(batch):
+                # Only a marker of a producer in the set can change it: decode no other one
+                # (every committed transaction ends with a marker; decoding each cost
+                # read_committed a tenth of its throughput).
+                if producer_id in aborted_pids and _is_abort_marker(batch):
                     aborted_pids.discard(producer_id)
                 continue
             if batch.is_transactional and producer_id in aborted_pids:
