@@ -103,9 +103,12 @@ def increment_sequence(sequence: int, increment: int) -> int:
 
 
 class Record:
-    """One decoded record. headers: [(key: str, value: bytes | None)]."""
+    """One decoded record. headers: [(key: str, value: bytes | None)].
 
-    __slots__ = ("offset", "timestamp", "key", "value", "headers")
+    Batches decode through C (ls_records_build_objects), which fills the slots directly and
+    stores None in _headers for a record without headers; `headers` reads it as []."""
+
+    __slots__ = ("offset", "timestamp", "key", "value", "_headers")
 
     def __init__(self, offset: int, timestamp: int, key: bytes | None, value: bytes | None,
                  headers: list[tuple[str, bytes | None]]):
@@ -113,7 +116,12 @@ class Record:
         self.timestamp = timestamp
         self.key = key
         self.value = value
-        self.headers = headers
+        self._headers = headers or None
+
+    @property
+    def headers(self) -> list[tuple[str, bytes | None]]:
+        headers = self._headers
+        return [] if headers is None else headers
 
     def _fields(self) -> tuple:
         return (self.offset, self.timestamp, self.key, self.value, self.headers)
@@ -378,7 +386,20 @@ class RecordBatch:
                                    f"records of the batch at offset {self.base_offset}")
 
     def records(self, max_size: int = DECOMPRESSED_BYTES_MAX) -> list[Record]:
-        """Decode every record; InvalidRecord / CorruptRecord when the region is malformed."""
+        """Decode every record; InvalidRecord / CorruptRecord when the region is malformed.
+        One C call builds all Record objects (csrc/pyobjects.c)."""
+        header = self._header
+        out: list[Record] = []
+        _ffi.build_record_objects(
+            self.records_region(max_size), header.records_count, header.base_offset,
+            header.base_timestamp, bool(header.attributes & ATTR_TIMESTAMP_TYPE),
+            header.max_timestamp, header.base_offset, Record, _RECORD_SLOTS, (), out,
+            f"records of the batch at offset {header.base_offset}")
+        return out
+
+    def records_python(self, max_size: int = DECOMPRESSED_BYTES_MAX) -> list[Record]:
+        """records() through numpy columns and Python objects: the independent decoder the
+        tests compare the C object builder with."""
         region = self.records_region(max_size)
         cols = self._columns(region)
         data = region if isinstance(region, bytes) else bytes(region)
@@ -402,6 +423,10 @@ class RecordBatch:
             return None
         first = self.records()[0]
         return ControlRecord.parse(first.key, first.value)
+
+
+# Slot descriptors in the order ls_records_build_objects fills them.
+_RECORD_SLOTS = (Record.offset, Record.key, Record.value, Record._headers, Record.timestamp)
 
 
 def _slices(data: bytes, offsets: np.ndarray, lengths: np.ndarray) -> list[bytes | None]:
