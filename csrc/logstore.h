@@ -175,8 +175,9 @@ int ls_sequences_size(void *keys, void *values, int32_t count, int64_t *keys_byt
  * base_offset + offsetDelta < min_offset are skipped. timestamp = base_timestamp + delta, or
  * max_timestamp for every record when log_append_time != 0. key/value: bytes or None; headers:
  * None when the record has none, else a list of (str, bytes | None) tuples. The objects are
- * appended to the list `out`; *built = how many. INVALID_RECORD: the region is malformed or a
- * header key is not UTF-8; INVALID_ARGUMENT: wrong object arguments, or Python ran out of
+ * appended to the list `out`; *built = how many. Header keys that are not valid UTF-8 are
+ * decoded with U+FFFD replacements, as Java does. INVALID_RECORD: the region is malformed;
+ * INVALID_ARGUMENT: wrong object arguments, or Python ran out of
  * memory (no Python exception is left set). Takes the GIL (see pyobjects.c). */
 int ls_records_build_objects(const uint8_t *buf, size_t len, int32_t count, int64_t base_offset,
                              int64_t base_timestamp, int32_t log_append_time,

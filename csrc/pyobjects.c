@@ -211,9 +211,10 @@ static PyObject *headers_object(const uint8_t *buf, const ls_record *r, int *rc)
             Py_DECREF(list);
             return NULL;
         }
-        PyObject *name = PyUnicode_DecodeUTF8((const char *)key, key_length, NULL);
+        /* As Java's new String(bytes, UTF_8) and the Python decoder: invalid sequences become
+         * U+FFFD rather than failing the record. */
+        PyObject *name = PyUnicode_DecodeUTF8((const char *)key, key_length, "replace");
         if (name == NULL) {
-            *rc = LS_ERR_INVALID_RECORD;
             Py_DECREF(list);
             return NULL;
         }

@@ -585,10 +585,11 @@ def _encode_headers(headers, count: int) -> tuple[bytes | None, array | None]:
     return b"".join(sections), array("i", map(len, sections))
 
 
-def _timestamps(timestamps, count: int, now_ms: int) -> tuple[array, int, int]:
-    """(int64 array, base timestamp, max timestamp); all `now_ms` when timestamps is None."""
+def _timestamps(timestamps, count: int, now_ms: int) -> tuple[array | None, int, int]:
+    """(int64 array, base timestamp, max timestamp). With no timestamps every record gets
+    now_ms: the array is None and C writes timestampDelta 0 for each record."""
     if timestamps is None:
-        return array("q", (now_ms,)) * count, now_ms, now_ms
+        return None, now_ms, now_ms
     ts = timestamps if isinstance(timestamps, array) and timestamps.typecode == "q" \
         else array("q", timestamps)
     if len(ts) != count:
