@@ -36,10 +36,6 @@ EXPECTED = {
 }
 
 
-def test_every_example_is_tested():
-    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
-
-
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs_and_prints_its_results(name, tmp_path):
     source = (EXAMPLES / name).read_text()
