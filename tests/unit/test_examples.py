@@ -30,9 +30,10 @@ EXPECTED = {
     "zombie_fencing.py": [
         "B: init_transactions() fenced A", "A: commit_transaction() failed: _FENCED, fatal=True",
         "committed: charge 42 EUR (from B)"],
-    "consumer_group.py": [
-        "first: assigned [0, 1, 2, 3]", "second: assigned [0, 1]", "first: assigned [2, 3]",
-        "second: revoked [0, 1]", "records: 40 received, 40 distinct"],
+    "consumer_group.py": [       # which half each member gets depends on the member ids
+        "first: assigned [0, 1, 2, 3]", ("second: assigned [0, 1]", "second: assigned [2, 3]"),
+        ("first: assigned [2, 3]", "first: assigned [0, 1]"), "second: revoked [",
+        "records: 40 received, 40 distinct"],
 }
 
 
@@ -44,7 +45,7 @@ def test_example_runs_and_prints_its_results(name, tmp_path):
                             capture_output=True, text=True, timeout=TIMEOUT_S)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    for expected in EXPECTED[name]:          # each a line, or the start of one
+    for expected in EXPECTED[name]:     # the start of a line, or a tuple of alternatives
         assert any(line.startswith(expected) for line in lines), (expected, result.stdout)
     assert (tmp_path / "data" / "topics.json").exists()
 
