@@ -47,12 +47,12 @@ class Demo:
 
 
 DEMOS: dict[str, Demo] = {
-    "orders": Demo("txn.demo:orders_main", "Kafka transactions: an order service, fencing, "
+    "orders": Demo("txn.demo:orders_main", "transactions: an order service, fencing, "
                                            "read_committed, exactly-once processing"),
     "storage": Demo("logstore.demo:main", "the storage layer: segments, indexes, kill -9 "
                                           "recovery, verify, dump"),
-    "halfmsg": Demo("txn.demos.halfmsg:main", "RocketMQ-style half messages (transactional "
-                                              "messages with a local-transaction check)"),
+    "halfmsg": Demo("txn.demos.halfmsg:main", "RocketMQ-style half messages, checked back "
+                                              "against a local transaction"),
     "outbox": Demo("txn.demos.outbox:main", "the transactional outbox pattern"),
     "idempotent-consumer": Demo("txn.demos.idempotent_consumer:main",
                                 "an idempotent consumer (deduplicating redeliveries)"),
