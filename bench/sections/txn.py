@@ -23,6 +23,7 @@ import time
 from bench._report import Group, Target, comparison_row, fmt_us
 from bench._section import RECORDS_PER_BATCH, Context, new_result, section
 from bench._timer import Case, compare
+from bench.sections.wire import _produce_loop, _Topics   # fresh topics; produce + flush
 
 NAME = "txn"
 TXN_TARGET = Target("ratio", 0.98)
@@ -36,25 +37,6 @@ DURABILITY_ACKS_ALL = "acks=all: fsynced (group commit) before the delivery repo
 DURABILITY_TXN = DURABILITY_ACKS_ALL + "; commits fsync markers and transaction state"
 DURABILITY_READ = "read path (data in page cache)"
 DURABILITY_NONE = "no I/O"
-
-
-class Topics:
-    """Fresh topics in the section's store (created and deleted untimed)."""
-
-    def __init__(self, admin, prefix: str):
-        self.admin = admin
-        self.prefix = prefix
-        self.count = 0
-
-    def create(self, partitions: int = 1) -> str:
-        from txn import NewTopic
-        self.count += 1
-        name = f"{self.prefix}-{self.count}"
-        self.admin.create_topics([NewTopic(name, partitions)])[name].result(TIMEOUT_S)
-        return name
-
-    def delete(self, name: str) -> None:
-        self.admin.delete_topics([name])[name].result(TIMEOUT_S)
 
 
 def _produce(producer, topic: str, value: bytes) -> None:
@@ -81,7 +63,7 @@ def _produce_iteration(producer, topic: str, values: list[bytes]) -> None:
 # Cases
 
 
-def producer_case(name: str, directory: str, topics: Topics, pool: list[list[bytes]],
+def producer_case(name: str, directory: str, topics: _Topics, pool: list[list[bytes]],
                   transactional: bool) -> Case:
     """1000 records per iteration; transactional: a commit every COMMIT_INTERVAL_S."""
     from txn import Producer
@@ -99,9 +81,7 @@ def producer_case(name: str, directory: str, topics: Topics, pool: list[list[byt
     def run(state, n):
         producer, topic = state
         if not transactional:
-            for i in range(n):
-                _produce_iteration(producer, topic, pool[i % len(pool)])
-            _flushed(producer)
+            _produce_loop(producer, topic, pool, n)
             return
         commits = []                  # ns of each commit_transaction() after its flush()
         producer.begin_transaction()
@@ -185,7 +165,7 @@ def consume_case(name: str, directory: str, topic: str, records: int, isolation:
                 teardown=lambda consumer: consumer.close())
 
 
-def produce_per_record_case(directory: str, topics: Topics, values: list[bytes]) -> Case:
+def produce_per_record_case(directory: str, topics: _Topics, values: list[bytes]) -> Case:
     """1000 produce() calls per iteration (100 B values); the run ends with flush()."""
     from txn import Producer
 
@@ -195,9 +175,7 @@ def produce_per_record_case(directory: str, topics: Topics, values: list[bytes])
 
     def run(state, n):
         producer, topic = state
-        for _ in range(n):
-            _produce_iteration(producer, topic, values)
-        _flushed(producer)
+        _produce_loop(producer, topic, [values], n)
 
     def teardown(state):
         producer, topic = state
@@ -253,12 +231,12 @@ def floor_case(records: int) -> Case:
 @section(NAME, "9. txn: transactions' cost and the clients' per-record rates", order=90,
          weight_quick=40, weight_full=240)
 def run(ctx: Context):
-    from txn import AdminClient
+    from txn import AdminClient, NewTopic
     result = new_result(NAME)
     directory = ctx.path("store")
     admin = AdminClient({"log.dirs": directory})          # holds the engine for the section
     ctx.at_end(lambda: admin.__exit__(None, None, None))
-    topics = Topics(admin, "bench")
+    topics = _Topics(admin, NewTopic, "bench")
     result.intro = (
         "The embedded confluent-kafka-compatible clients over one data directory (one engine "
         "for the section). Records are the shared random (incompressible) values. Ratios "
@@ -270,7 +248,7 @@ def run(ctx: Context):
     return result
 
 
-def transactions(ctx: Context, result, directory: str, topics: Topics, steps) -> Group:
+def transactions(ctx: Context, result, directory: str, topics: _Topics, steps) -> Group:
     pool = ctx.records.pools[BIG]
     subject = producer_case("transactional txn.Producer, commit every 100 ms", directory,
                             topics, pool, transactional=True)
@@ -301,7 +279,7 @@ def transactions(ctx: Context, result, directory: str, topics: Topics, steps) ->
                                     DURABILITY_ACKS_ALL)])
 
 
-def isolation(ctx: Context, result, directory: str, topics: Topics, steps) -> Group:
+def isolation(ctx: Context, result, directory: str, topics: _Topics, steps) -> Group:
     records = ctx.pick(20_000, 200_000)
     topic = topics.create()
     fill(directory, topic, ctx.records.pools[BIG], records, transactional=True)
@@ -325,7 +303,7 @@ def isolation(ctx: Context, result, directory: str, topics: Topics, steps) -> Gr
                                     DURABILITY_READ)])
 
 
-def per_record(ctx: Context, result, directory: str, topics: Topics, steps) -> Group:
+def per_record(ctx: Context, result, directory: str, topics: _Topics, steps) -> Group:
     values = ctx.records.singles(SMALL)
     subject = produce_per_record_case(directory, topics, values)
     floor = floor_case(len(values))
