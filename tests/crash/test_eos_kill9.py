@@ -37,13 +37,14 @@ from history_support import (CHILD_REPORT, READ_COMMITTED, child_environment, co
                              read_to_end, values_of)
 
 PARTITIONS = 3
-RECORDS_PER_PARTITION = 300
+RECORDS_PER_PARTITION = 500        # more than 22 lives get through before their kills
 KILLS = 22                          # at least 20 kills, a couple more for good measure
 TXN_SIZE_MAX = 6                    # records per transaction: 1..this
 COMMITS_BEFORE_KILL_MAX = 5         # a kill comes after 0..this commits of a worker's life
 STARTUP_KILL_SHARE = 0.15           # this share of the kills lands during start-up
 STARTUP_KILL_WINDOW_S = 0.8
-KILL_JITTER_S = 0.03                # after the chosen commit: lands somewhere in the next txn
+KILL_JITTER_S = 0.02                # a kill planned at READY comes up to this much later
+KILL_TXN_SHARE_MAX = 1.5            # ...one after a commit, up to this share of a transaction
 LIFE_TIMEOUT_S = 60.0
 STACKS_SHOWN = 6000                 # characters of a hung worker's stack dump in a failure
 SEED = 20240917
@@ -67,8 +68,10 @@ WORKER = CHILD_REPORT + textwrap.dedent("""
         assigned = consumer.assignment()
         if len(assigned) < settings["partitions"]:
             return False
-        for tp in consumer.position(assigned):
-            if tp.offset < consumer.get_watermark_offsets(tp)[1]:
+        committed = consumer.committed(assigned, 30)     # where a partition not read yet is
+        for tp, start in zip(consumer.position(assigned), committed):
+            offset = tp.offset if tp.offset >= 0 else start.offset
+            if offset < consumer.get_watermark_offsets(tp)[1]:
                 return False
         return True
 
@@ -107,21 +110,25 @@ WORKER = CHILD_REPORT + textwrap.dedent("""
 
 @dataclass(frozen=True)
 class KillPlan:
-    """When to kill a worker: `after_commits` commits after READY (None: during start-up,
-    `delay_s` after it was started), then `delay_s` later."""
+    """When to kill a worker. after_commits None: `delay_s` after it was started (start-up:
+    recovery, init_transactions, joining the group). 0: `delay_s` after it said READY. n > 0:
+    after its n-th commit, plus `txn_share` of the time its last transaction took, so that
+    the kill lands somewhere in the next transaction however fast the machine is."""
 
     after_commits: int | None
-    delay_s: float
+    delay_s: float = 0.0
+    txn_share: float = 0.0
 
 
 def kill_plans(rng: random.Random) -> list[KillPlan]:
     plans = []
     for _ in range(KILLS):
         if rng.random() < STARTUP_KILL_SHARE:
-            plans.append(KillPlan(None, rng.uniform(0, STARTUP_KILL_WINDOW_S)))
+            plans.append(KillPlan(None, delay_s=rng.uniform(0, STARTUP_KILL_WINDOW_S)))
         else:
             plans.append(KillPlan(rng.randint(0, COMMITS_BEFORE_KILL_MAX),
-                                  rng.uniform(0, KILL_JITTER_S)))
+                                  delay_s=rng.uniform(0, KILL_JITTER_S),
+                                  txn_share=rng.uniform(0, KILL_TXN_SHARE_MAX)))
     return plans
 
 
@@ -204,17 +211,16 @@ def live(worker: Worker, plan: KillPlan | None, events: list) -> bool:
         time.sleep(plan.delay_s)
         worker.kill()
     else:
-        commits = 0
+        commits, mark, txn_s = 0, time.monotonic(), 0.0
         while (line := worker.next_line()) is not None:
             events.append(line)
-            commits += line[0] == "COMMITTED"
-            due = line[0] == "READY" and plan is not None and plan.after_commits == 0
-            due = due or (line[0] == "COMMITTED" and plan is not None
-                          and commits == plan.after_commits)
-            if due:
-                time.sleep(plan.delay_s)
-                worker.kill()
-                break
+            if line[0] in ("READY", "COMMITTED"):
+                commits += line[0] == "COMMITTED"
+                txn_s, mark = time.monotonic() - mark, time.monotonic()
+                if plan is not None and commits == plan.after_commits:
+                    time.sleep(plan.txn_share * txn_s if commits else plan.delay_s)
+                    worker.kill()
+                    break
     status = worker.finish(events)
     if plan is None:
         assert status == 0 and events[-1] == ["DONE"], f"the last worker ended with {status}"
