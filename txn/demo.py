@@ -404,10 +404,10 @@ def crash_stage(data: str) -> None:
            f"the stage child ended with status {child.returncode} before its crash point")
 
 
-def restart_stage(data: str) -> None:
-    """A new stage instance: fences the dead one, resumes after the committed offsets."""
+def restart_stage(data: str, orders: list) -> None:
+    """A new stage instance: fences the dead one, resumes after the committed offsets
+    (`orders`: the committed orders, to say where it should resume)."""
     from txn import TopicPartition
-    orders = read_all(data, "read_committed", [(ORDERS, ORDER_PARTITIONS)])
     producer, consumer = open_stage(data)
     try:
         say("   restart: init_transactions() with the same transactional.id fenced the dead "
@@ -453,8 +453,7 @@ def show_resume(committed, first: int | None, orders: list) -> None:
             "records)")
 
 
-def check_shipments(data: str) -> None:
-    orders = read_all(data, "read_committed", [(ORDERS, ORDER_PARTITIONS)])
+def check_shipments(data: str, orders: list) -> None:
     shipped = read_all(data, "read_committed", [(SHIPMENTS, 1)])
     dirty = read_all(data, "read_uncommitted", [(SHIPMENTS, 1)])
     wanted = sorted(order_id(m.value()) for m in orders)
@@ -517,8 +516,9 @@ def run_orders(data: str) -> None:
         "(send_offsets_to_transaction)")
     crash_stage(data)                                   # the engine is free for the child
     with AdminClient(conf(data)):                       # reopened (recovered) once for both
-        restart_stage(data)
-        check_shipments(data)
+        orders = read_all(data, "read_committed", [(ORDERS, ORDER_PARTITIONS)])
+        restart_stage(data, orders)
+        check_shipments(data, orders)
 
 
 if __name__ == "__main__":
