@@ -57,6 +57,15 @@ test-asan: venv
 	  $(PY) -m pytest -p no:xdist tests/unit tests/property tests/crash $(PYTEST_ARGS); \
 	  status=$$?; $(PY) setup.py --quiet build_ext --inplace --force; touch $(NATIVE); exit $$status
 
+# `make torture`: the kill -9 torture (scripts/torture.py): KILLS rounds of a mixed
+# transactional workload killed with SIGKILL at a random moment, each followed by recovery, the
+# checker and the history checks. The work directory is kept when something is found.
+KILLS ?= 100
+torture: venv
+	@dir=$$(mktemp -d -t logstore-torture-XXXXXX); \
+	  if $(PY) scripts/torture.py --kills $(KILLS) --dir $$dir; then rm -rf $$dir; \
+	  else echo "torture found a problem; its data and journals are in $$dir"; exit 1; fi
+
 bench: venv
 	$(VENV)/bin/logstore bench
 
