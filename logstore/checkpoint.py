@@ -64,7 +64,10 @@ def parse_checkpoint(text: str, path: str = "checkpoint") -> dict[tuple[str, int
 
 def read_checkpoint(path: str) -> dict[tuple[str, int], int]:
     """Entries of the file at path; {} when it does not exist."""
-    text = fsutil.read_text(path)
+    try:
+        text = fsutil.read_text(path)
+    except UnicodeDecodeError as exc:
+        raise CorruptCheckpoint(f"{path}: not UTF-8 text ({exc})") from None
     if text is None:
         return {}
     return parse_checkpoint(text, path)

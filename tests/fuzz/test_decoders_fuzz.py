@@ -202,3 +202,19 @@ def test_checkpoint_parser(text):
         checkpoint.parse_checkpoint(text)
     except LogstoreError:
         pass
+
+
+CHECKPOINT = checkpoint.format_checkpoint({("orders", 0): 42, ("orders", 1): 7})
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=120), mutated(CHECKPOINT)))
+def test_checkpoint_reader_on_any_bytes(tmp_path_factory, data):
+    """Regression: bytes that are not UTF-8 escaped as UnicodeDecodeError, not as the
+    CorruptCheckpoint that makes the store recover everything."""
+    path = tmp_path_factory.getbasetemp() / "checkpoint-fuzz"
+    path.write_bytes(data)
+    try:
+        checkpoint.read_checkpoint(str(path))
+    except LogstoreError:
+        pass
