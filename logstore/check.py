@@ -35,7 +35,7 @@ from logstore.errors import LogstoreError
 from logstore.log import CLEAN_SHUTDOWN_FILE
 from logstore.segment import (INDEX_SUFFIX, LOG_SUFFIX, SNAPSHOT_SUFFIX, TIME_INDEX_SUFFIX,
                               TXN_INDEX_SUFFIX, parse_base_offset)
-from logstore.store import TOPICS_FILE, parse_partition_dir
+from logstore.store import PARTITIONS_MAX, TOPICS_FILE, parse_partition_dir
 
 KNOWN_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, SNAPSHOT_SUFFIX)
 PARTITION_FILES = (".lock", CLEAN_SHUTDOWN_FILE, checkpoint.RECOVERY_POINT_FILE,
@@ -118,7 +118,13 @@ def _check_topics_file(path: str, problems: list[Problem]) -> dict[str, int]:
     try:
         with open(full, encoding="utf-8") as f:
             data = json.load(f)
-        return {name: int(entry["partitions"]) for name, entry in data.items()}
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__}, not an object")
+        counts = {name: int(entry["partitions"]) for name, entry in data.items()}
+        for name, count in counts.items():
+            if not 1 <= count <= PARTITIONS_MAX:
+                raise ValueError(f"topic {name!r} has {count} partitions")
+        return counts
     except (ValueError, KeyError, TypeError) as exc:
         problems.append(Problem(full, -1, f"unreadable topic list: {exc}"))
         return {}

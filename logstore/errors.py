@@ -137,6 +137,13 @@ class LogDirLocked(KafkaStorageError):
         self.holder = holder
 
 
+class CorruptStoreMetadata(KafkaStorageError):
+    """A store file that recovery cannot rebuild (topics.json, meta.properties) is unreadable:
+    the message names the file and what is wrong; nothing is changed until it is repaired."""
+
+    retriable = False
+
+
 class CorruptIndex(LogstoreError):
     """An index file breaks its invariants; recovery rebuilds it from the log."""
 

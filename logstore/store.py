@@ -36,8 +36,9 @@ from typing import Callable
 
 from logstore import _ffi, checkpoint, fsutil
 from logstore.config import LogConfig
-from logstore.errors import (InvalidConfiguration, InvalidPartitions, InvalidTopic, LogClosed,
-                             TopicAlreadyExists, UnknownTopicOrPartition)
+from logstore.errors import (CorruptStoreMetadata, InvalidConfiguration, InvalidPartitions,
+                             InvalidTopic, LogClosed, TopicAlreadyExists,
+                             UnknownTopicOrPartition)
 from logstore.lock import DirectoryLock
 from logstore.log import CLEAN_SHUTDOWN_FILE, Log
 from logstore.scheduler import Scheduler, wall_ms
@@ -147,7 +148,7 @@ class LogStore:
 
     def _load_meta(self) -> str:
         path = os.path.join(self.path, META_FILE)
-        text = fsutil.read_text(path)
+        text = _read_metadata(path)
         if text is not None:
             props = dict(line.split("=", 1) for line in text.splitlines()
                          if "=" in line and not line.startswith("#"))
@@ -159,13 +160,23 @@ class LogStore:
         return cluster_id
 
     def _load_topics(self) -> dict[str, TopicInfo]:
-        text = fsutil.read_text(os.path.join(self.path, TOPICS_FILE))
+        path = os.path.join(self.path, TOPICS_FILE)
+        text = _read_metadata(path)
         topics = {}
-        for name, entry in (json.loads(text) if text else {}).items():
-            overrides = entry.get("config", {})
-            topics[name] = TopicInfo(name, int(entry["partitions"]), overrides,
-                                     entry.get("topic_id", ""),
-                                     LogConfig.from_dict(overrides, self.default_config))
+        try:
+            entries = json.loads(text) if text else {}
+            for name, entry in entries.items():
+                validate_topic_name(name)
+                partitions = int(entry["partitions"])
+                if not 1 <= partitions <= PARTITIONS_MAX:
+                    raise ValueError(f"topic {name!r} has {partitions} partitions")
+                overrides = entry.get("config", {})
+                topics[name] = TopicInfo(name, partitions, overrides, entry.get("topic_id", ""),
+                                         LogConfig.from_dict(overrides, self.default_config))
+        except (ValueError, KeyError, TypeError, AttributeError, InvalidTopic) as exc:
+            raise CorruptStoreMetadata(
+                f"{path}: unreadable topic list ({type(exc).__name__}: {exc}); restore it "
+                "(it names every topic, its partition count and its config)") from None
         return topics
 
     def _save_topics(self) -> None:
@@ -384,6 +395,13 @@ class LogStore:
 
     def __repr__(self) -> str:
         return f"LogStore({self.path!r}, topics={len(self._topics)})"
+
+
+def _read_metadata(path: str) -> str | None:
+    try:
+        return fsutil.read_text(path)
+    except UnicodeDecodeError as exc:
+        raise CorruptStoreMetadata(f"{path}: not UTF-8 text ({exc})") from None
 
 
 def parse_partition_dir(name: str) -> tuple[str, int] | None:

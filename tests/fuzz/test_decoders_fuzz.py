@@ -12,8 +12,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logstore import _ffi, checkpoint, compression, record_batch
+from logstore import _ffi, check, checkpoint, compression, record_batch
 from logstore.errors import LogstoreError
+from logstore.log import CLEAN_SHUTDOWN_FILE
+from logstore.store import META_FILE, TOPICS_FILE, LogStore
 from txn import consumer_protocol, offsets_log, txn_log
 from txn.producer_state import ProducerStateEntry, decode_snapshot, encode_snapshot
 
@@ -218,3 +220,27 @@ def test_checkpoint_reader_on_any_bytes(tmp_path_factory, data):
         checkpoint.read_checkpoint(str(path))
     except LogstoreError:
         pass
+
+
+STORE_FILES = {
+    TOPICS_FILE: b'{"orders": {"config": {"retention.ms": 1000}, "partitions": 2, '
+                 b'"topic_id": "Zm9vYmFyYmF6cXV4MTIzNA"}}',
+    META_FILE: b"version=1\ncluster.id=Zm9vYmFyYmF6cXV4MTIzNA\nnode.id=0\n"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(STORE_FILES)), st.data())
+def test_store_metadata_readers(tmp_path_factory, name, data):
+    """Regression: a topics.json that was not a JSON object of topics, or a meta.properties
+    that was not UTF-8, escaped the store as JSONDecodeError, AttributeError, KeyError or
+    UnicodeDecodeError, and the checker crashed on a JSON list; a topic with an impossible
+    partition count was accepted (an unclean open would create every directory)."""
+    root = tmp_path_factory.mktemp("store")
+    (root / CLEAN_SHUTDOWN_FILE).write_bytes(b"")
+    (root / name).write_bytes(data.draw(st.one_of(st.binary(max_size=120),
+                                                  mutated(STORE_FILES[name]))))
+    try:
+        LogStore(str(root), background=False).close()
+    except LogstoreError:
+        pass
+    check.check(str(root))                   # problems are reported, never raised
