@@ -2,8 +2,9 @@
 clients, recorded in a txn.history.History, and the checks run after the crash.
 
 `TxnWorkload(data, rng).run()` creates the engine and topic `t` (2 partitions), then runs
-TXN_STEPS steps: an idempotent burst to `plain` (flushed), or a transaction on `t` with
-consumer offsets of group `g` (plain-0 at the step number), committed or aborted at random. It
+TXN_STEPS steps: an idempotent burst to `plain` (flushed) and a plain offset commit of group
+`direct`, or a transaction on `t` with consumer offsets of group `g` (plain-0 at the step
+number), committed or aborted at random. It
 stops at the first storage error (a frozen or failing disk) and abandons the engine as kill -9
 would (no flush, no snapshot, no clean-shutdown marker). `read_back` then reopens, finishes the
 transaction the crash left open (a new instance of the transactional id fences it), reads
@@ -28,6 +29,7 @@ TIMEOUT_S = 10.0
 FAST_BROKER = {"broker.offsets.topic.num.partitions": 1,
                "broker.transaction.state.log.num.partitions": 1}
 DELIVERY_TIMEOUT_MS = 3000       # records stuck behind a dead disk fail fast
+DIRECT_GROUP = "direct"          # offsets committed with Consumer.commit, outside transactions
 
 
 class TxnWorkload:
@@ -40,6 +42,7 @@ class TxnWorkload:
         self.rng = rng
         self.history = History()
         self.offsets: dict[int, object] = {}
+        self.direct_committed: int | None = None      # the last commit() that returned
         self.conf = {"log.dirs": data, **FAST_BROKER, "delivery.timeout.ms": DELIVERY_TIMEOUT_MS}
 
     def run(self) -> None:
@@ -51,11 +54,14 @@ class TxnWorkload:
             clients.append(plain)
             consumer = Consumer({**self.conf, "group.id": "g", "enable.auto.commit": False})
             clients.append(consumer)
+            direct = Consumer({**self.conf, "group.id": DIRECT_GROUP,
+                               "enable.auto.commit": False})
+            clients.append(direct)
             _engine(self.data).store.create_topic("t", 2, if_not_exists=True)
             txn.init_transactions(TIMEOUT_S)
             for step in range(TXN_STEPS):
                 if self.rng.random() < 0.3:
-                    self.produce_plain(plain, step)
+                    self.produce_plain(plain, direct, step)
                 else:
                     self.transaction(txn, consumer, step)
         except (KafkaException, KafkaStorageError, LogstoreError):
@@ -77,10 +83,13 @@ class TxnWorkload:
                 self.history.send_failed(write)
         producer.produce(topic, value=value, partition=partition, on_delivery=delivered)
 
-    def produce_plain(self, plain, step: int) -> None:
+    def produce_plain(self, plain, direct, step: int) -> None:
+        """An idempotent burst, flushed, then a plain (non-transactional) offset commit."""
         for i in range(TXN_PER_TXN):
             self.send(plain, "plain", f"plain-{step}-{i}".encode(), "plain", 0)
         plain.flush(TIMEOUT_S)
+        direct.commit(offsets=[TopicPartition("plain", 0, step)], asynchronous=False)
+        self.direct_committed = step
 
     def transaction(self, producer, consumer, step: int) -> None:
         txn = self.history.begin("txn")
@@ -109,7 +118,7 @@ def _engine(data: str):
 def read_back(workload: TxnWorkload) -> int | None:
     """After the cut: finish whatever transaction the crash left open (a new instance of the
     transactional id fences it), read every partition in both isolation levels into the
-    history, and return the group's committed offset."""
+    history, and return the group's committed offset. Also checks the plain commits."""
     conf = {k: v for k, v in workload.conf.items() if k != "delivery.timeout.ms"}
     with Producer({**conf, "transactional.id": "power"}) as fencer:
         fencer.init_transactions(TIMEOUT_S)
@@ -122,7 +131,19 @@ def read_back(workload: TxnWorkload) -> int | None:
         workload.history.poll(f"reader-{isolation}", isolation, _drain(reader, len(known)))
         committed = reader.committed([TopicPartition("plain", 0)], TIMEOUT_S)[0].offset
         reader.close()
+    _check_direct_commit(workload, conf)
     return committed if committed >= 0 else None
+
+
+def _check_direct_commit(workload: TxnWorkload, conf: dict) -> None:
+    """An offset commit that returned is durable (the group coordinator fsyncs it)."""
+    if workload.direct_committed is None:
+        return
+    with_group = Consumer({**conf, "group.id": DIRECT_GROUP, "enable.auto.commit": False})
+    found = with_group.committed([TopicPartition("plain", 0)], TIMEOUT_S)[0].offset
+    with_group.close()
+    assert found >= workload.direct_committed, \
+        f"committed offset {workload.direct_committed} of group {DIRECT_GROUP} lost: {found}"
 
 
 def _exists(consumer, topic: str) -> bool:
