@@ -34,7 +34,7 @@ from logstore.errors import OffsetOutOfRange
 from logstore.log import DEFAULT_FETCH_MAX_BYTES, Log
 from logstore.txn_index import AbortedTxn
 from txn.errors import InvalidTxnState
-from txn.producer_state import AppendOrigin, DuplicateBatch, ProducerStateManager
+from txn.producer_state import AppendOrigin, CompletedTxn, DuplicateBatch, ProducerStateManager
 
 logger = logging.getLogger("txn.partition")
 
@@ -228,14 +228,18 @@ class TxnPartition:
                                           offset=self.log.log_end_offset)
             info = self.log.append_batch(batch, validate=False)
             offset = info.first_offset
-            completed = self.producers.complete_marker(producer_id, producer_epoch,
-                                                       coordinator_epoch, commit, offset, now)
+            first = self.producers.ongoing_transactions().get(producer_id)
+            if first is not None and not commit:
+                # Indexed before the producer state completes the transaction, as Kafka does:
+                # fetches take no lock, and one that sees the LSO past the transaction must
+                # also see it is aborted.
+                ending = CompletedTxn(producer_id, first, offset, True)
+                self.log.append_aborted_txn(AbortedTxn(
+                    producer_id, first, offset, self.producers.last_stable_offset(ending)))
+            self.producers.complete_marker(producer_id, producer_epoch, coordinator_epoch,
+                                           commit, offset, now)
             with self._guards_lock:
                 self._guards.pop(producer_id, None)
-            if completed is not None and completed.is_aborted:
-                self.log.append_aborted_txn(AbortedTxn(
-                    producer_id, completed.first_offset, offset,
-                    self.producers.last_stable_offset(completed)))
         self.broker.notify_data()
         if durable:
             self.log.flush(offset + 1)

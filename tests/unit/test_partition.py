@@ -197,3 +197,27 @@ def test_a_marker_between_verification_and_append_voids_the_guard(tmp_path):
             part._check_guard(pid, guard)
     finally:
         broker.close()
+
+
+def test_a_fetch_that_sees_the_lso_pass_an_abort_also_sees_its_txn_index_entry(tmp_path):
+    """Regression (found by scripts/torture.py): write_marker let the producer state complete
+    an aborted transaction (the LSO moved past it) before its .txnindex entry was written, so a
+    read_committed fetch in between returned the aborted records as committed (G1a). Method: a
+    fetch runs at the moment the producer state completes the transaction."""
+    broker = open_broker(tmp_path / "d")
+    try:
+        broker.ensure_topic("t")
+        part = broker.partition("t", 0)
+        part.append(data(["a1", "a2"], pid=5, epoch=0, seq=0, txn=True))
+        seen = []
+        complete = part.producers.complete_marker
+
+        def complete_then_fetch(*args, **kwargs):
+            completed = complete(*args, **kwargs)
+            seen.append(committed_values(part))
+            return completed
+        part.producers.complete_marker = complete_then_fetch
+        part.write_marker(5, 0, False, broker.coordinator_epoch)
+        assert seen == [[]] and committed_values(part) == []
+    finally:
+        broker.close()
