@@ -583,22 +583,34 @@ def time_index_lookup(entries, entry_count: int, base_offset: int,
                       target_timestamp: int) -> tuple[int, int]:
     ts = ffi.new("int64_t *")
     off = ffi.new("int64_t *")
-    check(lib.ls_time_index_lookup(_index_ptr(entries, entry_count), entry_count, base_offset,
-                                   target_timestamp, ts, off), "time index lookup")
+    ptr = _index_ptr(entries, entry_count, TIME_INDEX_ENTRY_SIZE)
+    check(lib.ls_time_index_lookup(ptr, entry_count, base_offset, target_timestamp, ts, off),
+          "time index lookup")
     return ts[0], off[0]
 
 
 def time_index_check(entries, entry_count: int) -> int | None:
     bad = ffi.new("int64_t *")
-    rc = lib.ls_time_index_check(_index_ptr(entries, entry_count), entry_count, bad)
+    rc = lib.ls_time_index_check(_index_ptr(entries, entry_count, TIME_INDEX_ENTRY_SIZE),
+                                 entry_count, bad)
     if rc == lib.LS_ERR_CORRUPT_INDEX:
         return bad[0]
     check(rc, "time index check")
     return None
 
 
-def _index_ptr(entries, entry_count: int):
-    if entry_count == 0 or entries is None:
+OFFSET_INDEX_ENTRY_SIZE = 8
+TIME_INDEX_ENTRY_SIZE = 12
+
+
+def _index_ptr(entries, entry_count: int, entry_size: int = OFFSET_INDEX_ENTRY_SIZE):
+    """The C pointer to `entries`; refuses a count the buffer does not hold (the C side trusts
+    the count, so a larger one would read past the buffer)."""
+    if entry_count < 0 or (entry_count and (entries is None
+                                            or len(entries) < entry_count * entry_size)):
+        raise ValueError(f"index buffer of {0 if entries is None else len(entries)} bytes "
+                         f"does not hold {entry_count} entries of {entry_size} bytes")
+    if entry_count == 0:
         return ffi.NULL
     return ffi.from_buffer(entries)
 

@@ -12,13 +12,16 @@ Life cycle, as Kafka's:
 
 Entries live in `self.entries` (numpy, dtype given by the subclass, e.g. [('relative_offset',
 '>i4'), ('position', '>i4')]) and `self.raw` (uint8 view of the same bytes, for C). Both are views
-of the mmap: they must be dropped before the mmap is closed, which `_unmap` does.
+of the mmap; `_unmap` drops them before closing the mmap.
 
 Indexes carry no checksum; they are derived data. `check()` enforces their invariants and the
 segment rebuilds an index from the log whenever the check fails or the file is missing.
 
-Thread-safety: none inside; the owning segment serializes appends under the log's lock. Reads
-from other threads see either the old or the new entry count (an int assignment).
+Thread-safety: none inside; the owning segment serializes appends and remaps under the log's
+lock. A lookup from another thread takes one `snapshot()` (bytes and the count they hold), so it
+never reads past the bytes it holds even while the owner remaps; the old mapping stays alive
+while that snapshot references it (`_unmap` leaves a mapping with live views to its last
+reference instead of failing).
 """
 
 from __future__ import annotations
@@ -83,11 +86,14 @@ class MmapIndex:
                                      count=size // self.ENTRY_SIZE)
 
     def _unmap(self) -> None:
+        old, self._mmap = self._mmap, None
         self.raw = np.zeros(0, dtype=np.uint8)
         self.entries = np.zeros(0, dtype=self.DTYPE)
-        if self._mmap is not None:
-            self._mmap.close()
-            self._mmap = None
+        if old is not None:
+            try:
+                old.close()
+            except BufferError:
+                pass    # a reader's view still holds it: unmapped with the view's last reference
 
     @property
     def capacity(self) -> int:
@@ -100,7 +106,15 @@ class MmapIndex:
 
     @property
     def valid_raw(self) -> np.ndarray:
+        """The valid entries' bytes, as one consistent snapshot: a reader on another thread may
+        run while the owner remaps (make_writable, trim), so the count comes from the bytes
+        (`snapshot_count`), never from a second read of entry_count."""
         return self.raw[: self.entry_count * self.ENTRY_SIZE]
+
+    def snapshot(self) -> tuple[np.ndarray, int]:
+        """(valid bytes, entries they hold), consistent with each other for a lookup in C."""
+        raw = self.valid_raw
+        return raw, len(raw) // self.ENTRY_SIZE
 
     def free_raw(self) -> np.ndarray:
         """Writable bytes after the last entry (where a scan writes rebuilt entries)."""

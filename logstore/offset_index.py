@@ -59,12 +59,12 @@ class OffsetIndex(MmapIndex):
 
     def lookup(self, target_offset: int) -> tuple[int, int]:
         """Largest entry with offset <= target, else (base_offset, 0)."""
-        return _ffi.offset_index_lookup(self.valid_raw, self.entry_count, self.base_offset,
+        return _ffi.offset_index_lookup(*self.snapshot(), self.base_offset,
                                         target_offset)
 
     def upper_bound_offset(self, position: int) -> int | None:
         """Offset of the first entry whose position >= `position` (fetchUpperBoundOffset)."""
-        return _ffi.offset_index_upper_bound(self.valid_raw, self.entry_count, self.base_offset,
+        return _ffi.offset_index_upper_bound(*self.snapshot(), self.base_offset,
                                              position)
 
     def truncate_to(self, offset: int) -> None:
@@ -76,4 +76,4 @@ class OffsetIndex(MmapIndex):
 
     def check(self, log_size: int) -> int | None:
         """None when sane, else the index of the first bad entry."""
-        return _ffi.offset_index_check(self.valid_raw, self.entry_count, log_size)
+        return _ffi.offset_index_check(*self.snapshot(), log_size)

@@ -64,7 +64,7 @@ class TimeIndex(MmapIndex):
 
     def lookup(self, target_timestamp: int) -> tuple[int, int]:
         """Largest entry with timestamp <= target, else (-1, base_offset)."""
-        return _ffi.time_index_lookup(self.valid_raw, self.entry_count, self.base_offset,
+        return _ffi.time_index_lookup(*self.snapshot(), self.base_offset,
                                       target_timestamp)
 
     def truncate_to(self, offset: int) -> None:
@@ -75,4 +75,4 @@ class TimeIndex(MmapIndex):
         self.truncate_entries(keep)
 
     def check(self) -> int | None:
-        return _ffi.time_index_check(self.valid_raw, self.entry_count)
+        return _ffi.time_index_check(*self.snapshot())

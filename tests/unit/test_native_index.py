@@ -287,3 +287,43 @@ def test_txn_index_check_finds_the_first_bad_entry():
     assert _ffi.txn_index_check(good, 111) == 0                      # lastOffset below base
     assert _ffi.txn_index_check(good + aborted(3, 0, 120, 130), 0) == 2  # not increasing
     assert _ffi.txn_index_check(good + aborted(3, 200, 150, 151), 0) == 2  # first > last
+
+
+# ------------------------------------------------------------------------------------------------
+# The boundary between Python's buffers and the C lookups
+
+
+def test_a_count_larger_than_the_buffer_is_refused_before_c_reads():
+    raw = offset_index([(1, 10), (2, 20)])
+    with pytest.raises(ValueError, match="does not hold 3 entries"):
+        _ffi.offset_index_lookup(raw, 3, 0, 5)
+    with pytest.raises(ValueError, match="does not hold 3 entries"):
+        _ffi.offset_index_check(raw, 3, 100)
+    times = time_index([(100, 1)])
+    with pytest.raises(ValueError, match="of 12 bytes"):
+        _ffi.time_index_lookup(times, 2, 0, 100)
+    with pytest.raises(ValueError):
+        _ffi.time_index_check(times + b"\0" * 8, 2)       # 20 bytes: not two 12-byte entries
+
+
+def test_a_lookup_during_a_remap_reads_only_the_bytes_it_holds(tmp_path):
+    """An owner that remaps (make_writable, trim) has no bytes mapped for a moment while its entry
+    count stays; a lookup on another thread then sees a consistent empty snapshot and answers
+    the index's lower bound (a longer scan, still correct), never entries past its buffer."""
+    from logstore.offset_index import OffsetIndex
+    from logstore.time_index import TimeIndex
+
+    index = OffsetIndex(str(tmp_path / "0.index"), 100, 4096, writable=True)
+    times = TimeIndex(str(tmp_path / "0.timeindex"), 100, 4096, writable=True)
+    for i in range(1, 6):
+        index.append(100 + 10 * i, 1000 * i)
+        times.maybe_append(5000 + i, 100 + 10 * i)
+    assert index.lookup(135) == (130, 3000)
+    held, count = index.snapshot()
+    index._unmap()                          # the middle of a remap: nothing mapped, count kept
+    times._unmap()
+    assert index.entry_count == 5 and times.entry_count == 5
+    assert index.lookup(135) == (100, 0)
+    assert index.upper_bound_offset(2500) is None
+    assert times.lookup(5003) == (-1, 100)
+    assert count == 5 and _ffi.offset_index_lookup(held, count, 100, 135) == (130, 3000)
