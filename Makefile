@@ -54,16 +54,23 @@ serve: venv
 # nobody else is testing in (a git worktree with its own venv). However the run ends (tests
 # failing, a failed sanitizer build, Ctrl-C), the trap puts the normal build back; should even
 # that be skipped (kill -9), the missing stamp makes the next build a forced one.
+# Sanitizer reports go to files (pytest's capture of stderr would swallow the report of a
+# process that dies), printed at the end; any report fails the target.
 ASAN_TESTS ?= tests/unit tests/property tests/stateful tests/crash tests/fuzz tests/history
+ASAN_REPORTS := $(CURDIR)/build/sanitizer-reports
 test-asan: venv
 	@restore() { echo "test-asan: restoring the normal build"; \
 	  $(PY) setup.py --quiet build_ext --inplace --force && touch $(NATIVE); }; \
 	trap 'status=$$?; restore || status=1; exit $$status' EXIT; trap 'exit 130' INT TERM; \
-	rm -f $(NATIVE); \
+	rm -f $(NATIVE); rm -rf $(ASAN_REPORTS); mkdir -p $(ASAN_REPORTS); \
 	LOGSTORE_SANITIZE=1 $(PY) setup.py --quiet build_ext --inplace --force || exit 1; \
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-	ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
-	  $(PY) -m pytest -p no:xdist $(ASAN_TESTS) $(PYTEST_ARGS)
+	ASAN_OPTIONS=detect_leaks=0:log_path=$(ASAN_REPORTS)/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(ASAN_REPORTS)/ubsan PYTHONMALLOC=malloc \
+	  $(PY) -m pytest -p no:xdist $(ASAN_TESTS) $(PYTEST_ARGS); status=$$?; \
+	for report in $(ASAN_REPORTS)/*; do \
+	  [ -e "$$report" ] && { echo "== $$report"; cat "$$report"; status=1; }; done; \
+	exit $$status
 
 # `make torture`: the kill -9 torture (scripts/torture.py): KILLS rounds of a mixed
 # transactional workload killed with SIGKILL at a random moment, each followed by recovery, the

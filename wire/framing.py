@@ -39,7 +39,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from wire import schemas
+from wire import length_guard, schemas
 
 SIZE = struct.Struct(">i")
 FIXED_HEADER = struct.Struct(">hhi")          # api key, api version, correlation id
@@ -139,6 +139,7 @@ def parse_request(frame: bytes | memoryview) -> Request:
         raise MalformedRequest(str(exc), api_key, api_version, correlation_id) from None
     try:
         client_id, used = read_header(frame, cls.__flexible__)
+        length_guard.check(cls, frame, used)      # before kio sizes anything from the frame
         body, _ = schemas.read(cls, frame, used)
     except Exception as exc:  # noqa: BLE001 - kio raises several types for bad bytes
         raise MalformedRequest(f"cannot parse {cls.__name__} v{api_version}: "

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -65,6 +67,46 @@ def test_a_frame_shorter_than_the_fixed_header_is_malformed():
         framing.parse_request(b"\x00\x12\x00")
 
 
+# Frames that declare far more array items than they hold. kio's native reader reserves memory
+# for the declared count first; without wire.length_guard the 2**40-ish reservation aborts the
+# process (Rust's allocation-failure handler), so the frames are parsed in a child process and
+# the child must come back with MalformedRequest for each. The first was found by the fuzzer:
+# ListOffsets v9 whose topics compact array declares a count of about 24 billion.
+HUGE_ARRAY_FRAMES = [
+    bytes.fromhex("0002000900000007000466757a7a00ffffe98a83a995bfaf59d8d6cf89dae28b"),
+    # Metadata v12 (flexible): topics compact array of 2**32 - 2 items, then nothing
+    struct.pack(">hhih", 3, 12, 5, 1) + b"x" + b"\x00" + bytes([0xFF, 0xFF, 0xFF, 0xFF, 0x0F]),
+    # Produce v3 (legacy): one topic, then a partitions int32 array of 2**31 - 1 items
+    struct.pack(">hhih", 0, 3, 5, 1) + b"x" + struct.pack(">hhii", -1, 1, 1000, 1)
+    + legacy_string("t") + struct.pack(">i", 2**31 - 1),
+    # DeleteTopics v6 (flexible): a topic_names-like nested string array of huge count
+    struct.pack(">hhih", 20, 6, 5, 1) + b"x" + b"\x00" + bytes([0xFE, 0xFF, 0xFF, 0xFF, 0x0F]),
+]
+PARSE_IN_CHILD = """
+import sys
+from wire import framing
+for text in sys.argv[1:]:
+    try:
+        framing.parse_request(bytes.fromhex(text))
+    except framing.MalformedRequest as exc:
+        print("malformed", exc, flush=True)
+    else:
+        print("parsed", flush=True)
+"""
+
+
+def test_a_frame_declaring_more_array_items_than_it_holds_is_malformed_not_fatal():
+    done = subprocess.run([sys.executable, "-c", PARSE_IN_CHILD,
+                           *(frame.hex() for frame in HUGE_ARRAY_FRAMES)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(HUGE_ARRAY_FRAMES), done.stdout
+    assert all(line.startswith("malformed") for line in lines), lines
+    assert any("runs past" in line or "bytes left" in line for line in lines), lines
+
+
+
 def test_api_versions_responses_use_header_v0_even_when_flexible():
     response = schemas.build(schemas.response_class(API_VERSIONS, 3), error_code=0,
                              api_keys=[], throttle_time=0)
@@ -102,12 +144,16 @@ def read_frames(payload_parts, max_bytes=1 << 20, pause=0.0):
         left.setblocking(False)
 
         def feed():
-            for part in payload_parts:
-                right.sendall(part)
-                if pause:
-                    threading.Event().wait(pause)
-            right.shutdown(socket.SHUT_WR)
-        threading.Thread(target=feed, daemon=True).start()
+            try:
+                for part in payload_parts:
+                    right.sendall(part)
+                    if pause:
+                        threading.Event().wait(pause)
+                right.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass                 # the reader stopped early and closed its end
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
         reader = framing.FrameReader(loop, left, max_bytes)
         frames = []
         try:
@@ -120,6 +166,7 @@ def read_frames(payload_parts, max_bytes=1 << 20, pause=0.0):
             return frames, exc
         finally:
             left.close()
+            feeder.join()            # `right` is closed only once the feeder is done with it
             right.close()
     return asyncio.run(run())
 
