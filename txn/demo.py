@@ -25,18 +25,17 @@ Thread-safety: a command-line program; single-threaded (step 5 adds one child pr
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 
-PROG = "logstore demo"
+from txn import demos
+from txn.demos import PROG, TIMEOUT_S, expect, say, step
+
 DEFAULT_DEMO = "orders"
 
 
@@ -65,7 +64,6 @@ STAGE_ID = "shipping-stage"
 STAGE_GROUP = "shipping"
 STAGE_BATCH = 2                      # orders per shipping transaction
 STAGE_COMMITS_BEFORE_CRASH = 2       # the child commits this many, then dies mid-transaction
-TIMEOUT_S = 30.0
 IDLE_S = 0.5                         # a stage stops after this long without an order
 COLUMN = 44
 LAST_ORDERS = range(1007, 1011)      # written before the shipping stage starts
@@ -73,10 +71,6 @@ ITEMS = {1001: ("espresso-machine", "249.00"), 1002: ("grinder", "89.50"),
          1003: ("milk-jug", "12.90"), 1004: ("golden-kettle", "1999.00"),
          1005: ("tamper", "24.00"), 1006: ("scale", "39.00"), 1007: ("beans-1kg", "18.00"),
          1008: ("filters", "4.20"), 1009: ("descaler", "9.90"), 1010: ("cups", "21.00")}
-
-
-class DemoFailure(Exception):
-    """What the demo narrates did not happen (a bug): exit 1."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -131,19 +125,6 @@ def load(target: str):
 
 # ------------------------------------------------------------------------------------------------
 # The orders demo: helpers
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def step(number: int, title: str) -> None:
-    say(f"\n== {number}. {title}")
-
-
-def expect(condition: bool, what: str) -> None:
-    if not condition:
-        raise DemoFailure(what)
 
 
 def conf(data: str, **extra) -> dict:
@@ -470,30 +451,11 @@ def check_shipments(data: str, orders: list) -> None:
 
 
 def orders_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} orders", description="Kafka transactions, narrated: an order service, "
-        "an aborted transaction, zombie fencing, read_committed vs read_uncommitted, and an "
-        "exactly-once shipping stage killed with SIGKILL and restarted.")
-    parser.add_argument("--dir", help="work under this directory instead of a temporary one "
-                                      "(the demo's data goes to DIR/orders-demo)")
-    parser.add_argument("--keep", action="store_true", help="keep the data afterwards")
-    args = parser.parse_args(argv)
-    root = args.dir or tempfile.mkdtemp(prefix="logstore-demo-orders-")
-    data = os.path.join(root, "orders-demo")
-    if os.path.exists(data):
-        print(f"{PROG}: error: {data} already exists; choose another --dir", file=sys.stderr)
-        return 1
-    say(f"logstore orders demo in {data}")
-    try:
-        run_orders(data)
-        say(f"\ndone{' (data kept in ' + data + ')' if args.keep else ''}.")
-        return 0
-    except DemoFailure as exc:
-        print(f"{PROG}: error: the demo did not go as narrated: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if not args.keep:
-            shutil.rmtree(data if args.dir else root, ignore_errors=True)
+    args = demos.parser("orders", "Kafka transactions, narrated: an order service, an aborted "
+                        "transaction, zombie fencing, read_committed vs read_uncommitted, and "
+                        "an exactly-once shipping stage killed with SIGKILL and restarted."
+                        ).parse_args(argv)
+    return demos.run_demo("orders", args, run_orders)
 
 
 def run_orders(data: str) -> None:

@@ -72,7 +72,7 @@ def run_demo(name: str, args, body) -> int:
     say(f"logstore {name} demo in {work}")
     try:
         body(work)
-        say(f"\ndone{' (files kept in ' + work + ')' if args.keep else ''}.")
+        say(f"\ndone{' (data kept in ' + work + ')' if args.keep else ''}.")
         return 0
     except DemoFailure as exc:
         print(f"{PROG}: error: the demo did not go as narrated: {exc}", file=sys.stderr)
