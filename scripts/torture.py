@@ -127,7 +127,7 @@ class Workload:
                 time.sleep(PRODUCE_PAUSE_S)
 
     def transactions(self) -> None:
-        from txn import KafkaException, Producer
+        from txn import Producer
         producer = Producer(_conf(self.data, **{"transactional.id": TXN_ID}))
         producer.init_transactions(CALL_TIMEOUT_S)
         rng = random.Random(self.seed + 1)
@@ -138,16 +138,24 @@ class Workload:
             for i in range(rng.randint(1, TXN_RECORDS_MAX)):
                 self.send(producer, "txn", f"{key}-{i}", "txn", rng.randrange(TOPICS["txn"]),
                           key)
-            try:
-                if rng.random() < TXN_ABORT_FRACTION:
-                    raise _Abort()
-                self.journal.write(op="commit", x=key)
-                producer.commit_transaction(CALL_TIMEOUT_S)
-                self.journal.write(op="committed", x=key)
-            except (_Abort, KafkaException):
-                self.journal.write(op="abort", x=key)
-                producer.abort_transaction(CALL_TIMEOUT_S)
-                self.journal.write(op="aborted", x=key)
+            self.end_transaction(producer, key, rng.random() < TXN_ABORT_FRACTION)
+
+    def end_transaction(self, producer, key: str, abort: bool) -> bool:
+        """Commit the open transaction, or abort it when `abort` or when the commit fails,
+        journaling each call and its return; True when it committed."""
+        from txn import KafkaException
+        try:
+            if abort:
+                raise _Abort()
+            self.journal.write(op="commit", x=key)
+            producer.commit_transaction(CALL_TIMEOUT_S)
+            self.journal.write(op="committed", x=key)
+            return True
+        except (_Abort, KafkaException):
+            self.journal.write(op="abort", x=key)
+            producer.abort_transaction(CALL_TIMEOUT_S)
+            self.journal.write(op="aborted", x=key)
+            return False
 
     def eos_worker(self, worker: int) -> None:
         """Consume `plain`, produce to `out` and commit the offsets in the same transaction;
@@ -186,15 +194,10 @@ class Workload:
                 producer.send_offsets_to_transaction(
                     consumer.position(consumer.assignment()),
                     consumer.consumer_group_metadata(), CALL_TIMEOUT_S)
-                if rng.random() < EOS_ABORT_FRACTION:
-                    raise _Abort()
-                self.journal.write(op="commit", x=key)
-                producer.commit_transaction(CALL_TIMEOUT_S)
-                self.journal.write(op="committed", x=key)
-            except (_Abort, KafkaException):
-                self.journal.write(op="abort", x=key)
-                producer.abort_transaction(CALL_TIMEOUT_S)
-                self.journal.write(op="aborted", x=key)
+                abort = rng.random() < EOS_ABORT_FRACTION
+            except KafkaException:
+                abort = True
+            if not self.end_transaction(producer, key, abort):
                 self.rewind(consumer, session)
 
     @staticmethod
