@@ -54,6 +54,17 @@ static void *const *sequence_items(void *sequence, int32_t count) {
     return (void *const *)PySequence_Fast_ITEMS(seq);
 }
 
+/* The item arrays of `values` and of `keys` (NULL: no keys, *key_items NULL), each a list or
+ * tuple of exactly `count` items; LS_ERR_INVALID_ARGUMENT otherwise. GIL held. */
+static int sequences_items(void *keys, void *values, int32_t count, void *const **key_items,
+                           void *const **value_items) {
+    *value_items = sequence_items(values, count);
+    *key_items = keys != NULL ? sequence_items(keys, count) : NULL;
+    return *value_items != NULL && (keys == NULL || *key_items != NULL)
+               ? LS_OK
+               : LS_ERR_INVALID_ARGUMENT;
+}
+
 static int items_size(void *const *items, int32_t count, int64_t *total) {
     int64_t sum = 0;
     for (int32_t i = 0; i < count; i++) {
@@ -74,11 +85,11 @@ int ls_sequences_size(void *keys, void *values, int32_t count, int64_t *keys_byt
         return LS_ERR_INVALID_ARGUMENT;
     }
     PyGILState_STATE gil = PyGILState_Ensure();
-    void *const *value_items = sequence_items(values, count);
-    void *const *key_items = keys != NULL ? sequence_items(keys, count) : NULL;
-    int rc = LS_ERR_INVALID_ARGUMENT;
+    void *const *key_items;
+    void *const *value_items;
+    int rc = sequences_items(keys, values, count, &key_items, &value_items);
     *keys_bytes = 0;
-    if (value_items != NULL && (keys == NULL || key_items != NULL)) {
+    if (rc == LS_OK) {
         rc = items_size(value_items, count, values_bytes);
         if (rc == LS_OK && key_items != NULL) {
             rc = items_size(key_items, count, keys_bytes);
@@ -95,10 +106,10 @@ int ls_batch_build_sequences(uint8_t *out, size_t cap, size_t *written, ls_batch
         return LS_ERR_INVALID_ARGUMENT;
     }
     PyGILState_STATE gil = PyGILState_Ensure();
-    void *const *value_items = sequence_items(values, count);
-    void *const *key_items = keys != NULL ? sequence_items(keys, count) : NULL;
-    int rc = LS_ERR_INVALID_ARGUMENT;
-    if (value_items != NULL && (keys == NULL || key_items != NULL)) {
+    void *const *key_items;
+    void *const *value_items;
+    int rc = sequences_items(keys, values, count, &key_items, &value_items);
+    if (rc == LS_OK) {
         rc = ls_batch_build_items(out, cap, written, h, count, timestamps, key_items,
                                   value_items, headers, headers_lengths);
     }
@@ -114,10 +125,10 @@ int ls_records_encode_sequences(uint8_t *out, size_t cap, size_t *written, int32
         return LS_ERR_INVALID_ARGUMENT;
     }
     PyGILState_STATE gil = PyGILState_Ensure();
-    void *const *value_items = sequence_items(values, count);
-    void *const *key_items = keys != NULL ? sequence_items(keys, count) : NULL;
-    int rc = LS_ERR_INVALID_ARGUMENT;
-    if (value_items != NULL && (keys == NULL || key_items != NULL)) {
+    void *const *key_items;
+    void *const *value_items;
+    int rc = sequences_items(keys, values, count, &key_items, &value_items);
+    if (rc == LS_OK) {
         rc = ls_records_encode_items(out, cap, written, count, base_timestamp, timestamps,
                                      key_items, value_items, headers, headers_lengths);
     }
