@@ -89,20 +89,6 @@ def fixed_header(frame) -> tuple[int, int, int]:
     return FIXED_HEADER.unpack_from(frame, 0)
 
 
-def _uvarint(frame, pos: int) -> tuple[int, int]:
-    """(value, next position) of an unsigned varint."""
-    value = shift = 0
-    while True:
-        if pos >= len(frame) or shift > 28:
-            raise ValueError("bad unsigned varint")
-        byte = frame[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-
-
 def read_header(frame, flexible: bool) -> tuple[str | None, int]:
     """(client id, body position) of a request header v1 (flexible=False) or v2: the fixed
     part, the client id (a nullable int16-length string in both), and in v2 the tagged fields,
@@ -119,13 +105,7 @@ def read_header(frame, flexible: bool) -> tuple[str | None, int]:
         client_id = bytes(frame[pos:pos + length]).decode("utf-8", "replace")
         pos += length
     if flexible:
-        count, pos = _uvarint(frame, pos)
-        for _ in range(count):
-            _tag, pos = _uvarint(frame, pos)
-            size, pos = _uvarint(frame, pos)
-            pos += size
-        if pos > len(frame):
-            raise ValueError("tagged fields run past the frame")
+        pos = length_guard.skip_tagged_fields(frame, pos)
     return client_id, pos
 
 

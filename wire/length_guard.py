@@ -13,6 +13,7 @@ their `kafka_type`, the same information kio's reader uses), skipping every valu
   - a string, bytes or records field, or a tagged field, whose length runs past the frame,
   - a frame that ends inside a fixed-size field.
 It raises MalformedBody; framing turns that into MalformedRequest (the connection is closed).
+Its varint and tagged-field readers also serve framing's request-header reader.
 It does not check values (kio and the handlers do); it only makes sure that kio never sizes an
 allocation from a number the frame could not back with bytes.
 
@@ -57,6 +58,41 @@ def check(cls: type, frame, position: int) -> None:
     _Walker(frame, bool(getattr(cls, "__flexible__", False))).entity(cls, position)
 
 
+def read_uvarint(frame, pos: int) -> tuple[int, int]:
+    """(value, next position) of an unsigned varint of at most UVARINT_MAX_BYTES bytes."""
+    end = len(frame)
+    if pos < end and frame[pos] < 0x80:
+        return frame[pos], pos + 1                 # the common one-byte case
+    value = shift = 0
+    for _ in range(UVARINT_MAX_BYTES):
+        if pos >= end:
+            raise MalformedBody(f"frame ends inside a varint at {pos}")
+        byte = frame[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+    raise MalformedBody(f"varint longer than {UVARINT_MAX_BYTES} bytes at {pos}")
+
+
+def skip_tagged_fields(frame, pos: int) -> int:
+    """The position after a tagged-field section (count, then tag, size and bytes of each);
+    every field is skipped, the count and sizes bounded by the frame."""
+    end = len(frame)
+    tags, pos = read_uvarint(frame, pos)
+    if tags > end - pos:
+        raise MalformedBody(f"{tags} tagged fields at {pos} with {end - pos} bytes left")
+    for _ in range(tags):
+        _tag, pos = read_uvarint(frame, pos)
+        size, pos = read_uvarint(frame, pos)
+        if pos + size > end:
+            raise MalformedBody(f"a tagged field of {size} bytes at {pos} runs past the frame "
+                                f"({end} bytes)")
+        pos += size
+    return pos
+
+
 def _plan(cls: type) -> tuple[tuple, ...]:
     plan = _plans.get(cls)
     if plan is None:
@@ -96,27 +132,10 @@ class _Walker:
                                 f"({self.end} bytes)")
         return pos + size
 
-    def _uvarint(self, pos: int) -> tuple[int, int]:
-        if pos < self.end and self.frame[pos] < 0x80:
-            return self.frame[pos], pos + 1          # the common one-byte case
-        value = shift = 0
-        for i in range(UVARINT_MAX_BYTES):
-            if pos >= self.end:
-                break
-            byte = self.frame[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value, pos
-            shift += 7
-            if i == UVARINT_MAX_BYTES - 1:
-                raise MalformedBody(f"varint longer than {UVARINT_MAX_BYTES} bytes at {pos}")
-        raise MalformedBody(f"frame ends inside a varint at {pos}")
-
     def _length(self, pos: int, narrow: bool) -> tuple[int, int]:
         """(length or count, -1 for null; position after it)."""
         if self.flexible:
-            value, pos = self._uvarint(pos)
+            value, pos = read_uvarint(self.frame, pos)
             return value - 1, pos
         if narrow:
             self._need(pos, 2, "an int16 length")
@@ -146,12 +165,5 @@ class _Walker:
             for _ in range(count):
                 pos = self._value(kind, detail, pos)
         if self.flexible:
-            tags, pos = self._uvarint(pos)
-            if tags > self.end - pos:
-                raise MalformedBody(f"{tags} tagged fields at {pos} with {self.end - pos} "
-                                    "bytes left")
-            for _ in range(tags):
-                _tag, pos = self._uvarint(pos)
-                size, pos = self._uvarint(pos)
-                pos = self._need(pos, size, "a tagged field")
+            pos = skip_tagged_fields(self.frame, pos)
         return pos
