@@ -548,6 +548,9 @@ def read_extent(region, start_position: int, max_bytes: int,
 # ------------------------------------------------------------------------------------------------
 # Indexes
 
+OFFSET_INDEX_ENTRY_SIZE = 8         # relative offset int32, position int32
+TIME_INDEX_ENTRY_SIZE = 12          # timestamp int64, relative offset int32
+
 
 def offset_index_lookup(entries, entry_count: int, base_offset: int,
                         target: int) -> tuple[int, int]:
@@ -597,10 +600,6 @@ def time_index_check(entries, entry_count: int) -> int | None:
         return bad[0]
     check(rc, "time index check")
     return None
-
-
-OFFSET_INDEX_ENTRY_SIZE = 8
-TIME_INDEX_ENTRY_SIZE = 12
 
 
 def _index_ptr(entries, entry_count: int, entry_size: int = OFFSET_INDEX_ENTRY_SIZE):

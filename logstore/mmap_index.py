@@ -104,16 +104,11 @@ class MmapIndex:
     def is_full(self) -> bool:
         return self.entry_count >= self.max_bytes // self.ENTRY_SIZE
 
-    @property
-    def valid_raw(self) -> np.ndarray:
-        """The valid entries' bytes, as one consistent snapshot: a reader on another thread may
-        run while the owner remaps (make_writable, trim), so the count comes from the bytes
-        (`snapshot_count`), never from a second read of entry_count."""
-        return self.raw[: self.entry_count * self.ENTRY_SIZE]
-
     def snapshot(self) -> tuple[np.ndarray, int]:
-        """(valid bytes, entries they hold), consistent with each other for a lookup in C."""
-        raw = self.valid_raw
+        """(valid entries' bytes, entries they hold), consistent with each other for a lookup
+        in C. A reader on another thread may run while the owner remaps (make_writable, trim),
+        so the count comes from the bytes taken, never from a second read of entry_count."""
+        raw = self.raw[: self.entry_count * self.ENTRY_SIZE]
         return raw, len(raw) // self.ENTRY_SIZE
 
     def free_raw(self) -> np.ndarray:

@@ -29,7 +29,7 @@ RELATIVE_OFFSET_MAX = 2147483647
 
 
 class OffsetIndex(MmapIndex):
-    ENTRY_SIZE = 8
+    ENTRY_SIZE = _ffi.OFFSET_INDEX_ENTRY_SIZE
     DTYPE = np.dtype([("relative_offset", ">i4"), ("position", ">i4")])
 
     def append(self, offset: int, position: int) -> None:

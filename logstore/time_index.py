@@ -27,7 +27,7 @@ ENTRY = struct.Struct(">qi")
 
 
 class TimeIndex(MmapIndex):
-    ENTRY_SIZE = 12
+    ENTRY_SIZE = _ffi.TIME_INDEX_ENTRY_SIZE
     DTYPE = np.dtype([("timestamp", ">i8"), ("relative_offset", ">i4")])
 
     @property
