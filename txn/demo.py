@@ -155,26 +155,14 @@ def write_orders(producer, orders) -> None:
 
 def read_all(data: str, isolation: str, topics: list[tuple[str, int]]) -> list:
     """Every record of the topics' partitions as one consumer with `isolation` sees them."""
-    from txn import Consumer, KafkaError, TopicPartition
+    from txn import Consumer, TopicPartition
     consumer = Consumer(conf(data, **{"group.id": f"demo-{isolation}",
                                       "isolation.level": isolation,
                                       "enable.partition.eof": True,
                                       "enable.auto.commit": False}))
     try:
         partitions = [TopicPartition(t, p, 0) for t, count in topics for p in range(count)]
-        consumer.assign(partitions)
-        out, ends = [], set()
-        deadline = time.monotonic() + TIMEOUT_S
-        while len(ends) < len(partitions) and time.monotonic() < deadline:
-            message = consumer.poll(0.1)
-            if message is None:
-                continue
-            if message.error() is None:
-                out.append(message)
-            elif message.error().code() == KafkaError._PARTITION_EOF:
-                ends.add((message.topic(), message.partition()))
-        expect(len(ends) == len(partitions), f"{isolation} reader did not reach the end")
-        return out
+        return demos.read_to_end(consumer, partitions, f"the {isolation} reader")
     finally:
         consumer.close()
 

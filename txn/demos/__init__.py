@@ -85,7 +85,7 @@ def run_demo(name: str, args, body) -> int:
 def read_topic(data: str, topic: str, isolation: str = "read_committed") -> list:
     """Every record of every partition of `topic` as a consumer with `isolation` sees them
     (partition, then offset order); [] when the topic does not exist."""
-    from txn import Consumer, KafkaError, TopicPartition
+    from txn import Consumer, TopicPartition
     consumer = Consumer(conf(data, **{"group.id": f"demo-reader-{isolation}",
                                       "isolation.level": isolation,
                                       "enable.partition.eof": True,
@@ -95,22 +95,30 @@ def read_topic(data: str, topic: str, isolation: str = "read_committed") -> list
         if found is None:
             return []
         partitions = [TopicPartition(topic, p, 0) for p in sorted(found.partitions)]
-        consumer.assign(partitions)
-        out, ends = [], set()
-        deadline = time.monotonic() + TIMEOUT_S
-        while len(ends) < len(partitions) and time.monotonic() < deadline:
-            message = consumer.poll(0.1)
-            if message is None:
-                continue
-            if message.error() is None:
-                out.append(message)
-            elif message.error().code() == KafkaError._PARTITION_EOF:
-                ends.add(message.partition())
-        expect(len(ends) == len(partitions), f"a {isolation} reader of {topic} did not reach "
-                                             "its end")
+        out = read_to_end(consumer, partitions, f"a {isolation} reader of {topic}")
         return sorted(out, key=lambda m: (m.partition(), m.offset()))
     finally:
         consumer.close()
+
+
+def read_to_end(consumer, partitions: list, who: str) -> list:
+    """Assign `partitions` (TopicPartitions with their start offsets) to `consumer` (configured
+    with enable.partition.eof) and poll until every one has reported its end: the records in
+    the order polled. Fails the demo when an end does not come within TIMEOUT_S."""
+    from txn import KafkaError
+    consumer.assign(partitions)
+    out, ends = [], set()
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(ends) < len(partitions) and time.monotonic() < deadline:
+        message = consumer.poll(0.1)
+        if message is None:
+            continue
+        if message.error() is None:
+            out.append(message)
+        elif message.error().code() == KafkaError._PARTITION_EOF:
+            ends.add((message.topic(), message.partition()))
+    expect(len(ends) == len(partitions), f"{who} did not reach its end")
+    return out
 
 
 def header(message, name: str) -> str | None:
