@@ -53,6 +53,7 @@ from txn import errors as txn_errors
 from txn.client_config import open_broker, parse_config
 from txn.consumer_group import ASSIGN, ERROR, LOST, REVOKE, GroupMember
 from txn.fetch import committed_batches
+from txn.client_timeouts import deadline_after, time_left
 from txn.kafka_error import KafkaError, KafkaException, error_from_exception, kafka_exception
 from txn.message import (MESSAGE_SLOTS, OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID,
                          OFFSET_STORED, TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME,
@@ -112,16 +113,6 @@ class _Chunk:
         return len(self.messages) - self.iterator.__length_hint__()
 
 
-def _deadline(timeout) -> float | None:
-    if timeout is None or timeout < 0:
-        return None
-    return time.monotonic() + timeout
-
-
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-
 def _event(topic, partition, offset, error: KafkaError) -> Message:
     return Message(topic, partition, offset, None, None, None, error)
 
@@ -176,7 +167,7 @@ class Consumer:
         """Up to num_messages messages, waiting up to `timeout` seconds for them."""
         if not isinstance(num_messages, int) or not 0 <= num_messages <= CONSUME_MAX:
             raise ValueError(f"num_messages must be between 0 and {CONSUME_MAX} (1M)")
-        deadline = _deadline(timeout)
+        deadline = deadline_after(timeout)
         out: list[Message] = []
         while len(out) < num_messages:
             chunk = self._chunk
@@ -184,7 +175,7 @@ class Consumer:
                 out += itertools.islice(chunk.iterator, num_messages - len(out))
                 if len(out) >= num_messages:
                     break
-            message = self._poll_slow(_remaining(deadline) if deadline is not None else -1)
+            message = self._poll_slow(time_left(deadline) if deadline is not None else -1)
             if message is None:
                 break
             out.append(message)
@@ -193,7 +184,7 @@ class Consumer:
     def _poll_slow(self, timeout) -> Message | None:
         """Serve events, fetch, and wait for data in slices of fetch.wait.max.ms (every
         append and marker, and every group event, ends a wait early)."""
-        deadline = _deadline(timeout)
+        deadline = deadline_after(timeout)
         with self._lock:
             self._polling += 1
         try:
@@ -205,7 +196,7 @@ class Consumer:
                     message = self._poll_once()
                 if message is not None:
                     return message
-                left = _remaining(deadline)
+                left = time_left(deadline)
                 if left is not None and left <= 0:
                     return None
                 wait = self._wait_s if left is None else min(left, self._wait_s)
@@ -632,7 +623,7 @@ class Consumer:
         consumer waits while an open transaction holds one (UNSTABLE_OFFSET_COMMIT)."""
         self._check_open()
         keys = [(tp.topic, tp.partition) for tp in partitions]
-        deadline = _deadline(timeout)
+        deadline = deadline_after(timeout)
         while True:
             try:
                 found = self._broker.group_coordinator.fetch_offsets(
@@ -643,7 +634,7 @@ class Consumer:
                         if isinstance(v, txn_errors.UnstableOffsetCommit)]
             if not unstable:
                 break
-            left = _remaining(deadline)
+            left = time_left(deadline)
             if left is not None and left <= 0:
                 raise kafka_exception(KafkaError._TIMED_OUT, f"committed() timed out: "
                                       f"{unstable[0]}")

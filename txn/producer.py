@@ -56,6 +56,7 @@ from logstore.errors import LogstoreError
 from logstore.record_batch import HEADER_SIZE, build_batch, increment_sequence
 from txn import errors as txn_errors
 from txn.client_config import ACKS_ALL, open_broker, parse_config
+from txn.client_timeouts import deadline_after, time_left
 from txn.kafka_error import KafkaError, KafkaException, error_from_exception, kafka_exception
 from txn.message import (OFFSET_INVALID, TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME,
                          Message)
@@ -302,16 +303,6 @@ class _Job:
         self.error = None
 
 
-def _deadline(timeout) -> float | None:
-    if timeout is None or timeout < 0:
-        return None
-    return time.monotonic() + timeout
-
-
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-
 class Producer:
     """confluent_kafka.Producer over an embedded data directory (`log.dirs`)."""
 
@@ -524,28 +515,28 @@ class Producer:
         served = self._serve()
         if served or timeout == 0:
             return served
-        deadline = _deadline(timeout)
+        deadline = deadline_after(timeout)
         with self._cond:
             while not self._reports and not self._errors:
-                if self._closed or (deadline is not None and _remaining(deadline) <= 0):
+                if self._closed or (deadline is not None and time_left(deadline) <= 0):
                     break
-                self._cond.wait(_remaining(deadline))
+                self._cond.wait(time_left(deadline))
         return self._serve()
 
     def flush(self, timeout: float = -1) -> int:
         """Deliver everything queued, serving reports; returns the records still queued or
         in flight (0: all delivered and fsynced)."""
-        deadline = _deadline(timeout)
+        deadline = deadline_after(timeout)
         while True:
             self._serve()
             with self._cond:
                 left = self._queued_records() + self._in_flight + self._unserved
-                if left == 0 or (deadline is not None and _remaining(deadline) <= 0):
+                if left == 0 or (deadline is not None and time_left(deadline) <= 0):
                     break
                 if not self._reports and not self._errors:
                     self._urgent = self._work = True
                     self._cond.notify_all()
-                    self._cond.wait(_remaining(deadline))
+                    self._cond.wait(time_left(deadline))
         if left == 0:
             self._sync_dirty()
         return left
@@ -655,9 +646,9 @@ class Producer:
     def _wait_sender_idle(self, deadline: float | None) -> bool:
         with self._cond:
             while self._in_flight:
-                if deadline is not None and _remaining(deadline) <= 0:
+                if deadline is not None and time_left(deadline) <= 0:
                     return False
-                self._cond.wait(_remaining(deadline))
+                self._cond.wait(time_left(deadline))
         return True
 
     def _accumulators(self):

@@ -41,6 +41,7 @@ import weakref
 
 from logstore.errors import LogstoreError
 from txn import errors as txn_errors
+from txn.client_timeouts import deadline_after, time_left
 from txn.kafka_error import KafkaError, KafkaException, error_from_exception
 from txn.message import ConsumerGroupMetadata, TopicPartition
 
@@ -165,7 +166,7 @@ class Transactions:
         try:
             pid, epoch = self._retrying(
                 lambda: coordinator.init_producer_id(self.transactional_id, self.timeout_ms),
-                _deadline(timeout), "init_transactions")
+                deadline_after(timeout), "init_transactions")
         except LogstoreError as exc:
             raise self._fail(exc, abortable=False) from exc
         self._set_producer(pid, epoch)
@@ -218,7 +219,7 @@ class Transactions:
         offsets = _offsets(positions)
         if not offsets:
             return
-        deadline = _deadline(timeout)
+        deadline = deadline_after(timeout)
         broker = self.producer._broker
         pid, epoch = self.producer._pid, self.producer._epoch
         group = group_metadata
@@ -240,8 +241,8 @@ class Transactions:
     def commit(self, timeout) -> None:
         self._require(IN_TRANSACTION, BEGIN_COMMIT)
         self._set_state(BEGIN_COMMIT)
-        deadline = _deadline(timeout)
-        left = self.producer.flush(-1 if deadline is None else _remaining(deadline))
+        deadline = deadline_after(timeout)
+        left = self.producer.flush(-1 if deadline is None else time_left(deadline))
         if left:
             raise _error(KafkaError._TIMED_OUT, f"commit_transaction timed out with {left} "
                          "records not yet delivered; call it again", retriable=True)
@@ -255,7 +256,7 @@ class Transactions:
         self._require(IN_TRANSACTION, BEGIN_ABORT, ABORTABLE_ERROR)
         had_error = self.state == ABORTABLE_ERROR
         self._set_state(BEGIN_ABORT)
-        deadline = _deadline(timeout)
+        deadline = deadline_after(timeout)
         producer = self.producer
         producer._purge_queued(KafkaError(KafkaError._PURGE_QUEUE))
         if not producer._wait_sender_idle(deadline):
@@ -278,7 +279,7 @@ class Transactions:
         except LogstoreError as exc:
             raise self._fail(exc) from exc
         self._set_producer(pid, epoch)
-        broker.wait_for_completions(_remaining(deadline))
+        broker.wait_for_completions(time_left(deadline))
 
 
 def _offsets(positions) -> dict:
@@ -296,11 +297,3 @@ def _offsets(positions) -> dict:
     return offsets
 
 
-def _deadline(timeout) -> float | None:
-    if timeout is None or timeout < 0:
-        return None
-    return time.monotonic() + timeout
-
-
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
